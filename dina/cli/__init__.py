@@ -1,0 +1,1 @@
+"""The `dina` command line: one module per command group, wired in `main.py`."""

@@ -1,0 +1,1 @@
+"""The built-in worlds of data: ShapesWorld (images) and SpeechWorld (speech)."""

@@ -1,0 +1,1 @@
+"""Reading user files safely and writing dina's files atomically."""

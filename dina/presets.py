@@ -1,0 +1,115 @@
+"""Presets as plain functions: `tiny()` trains on a 2-core CPU, `longcat_next()` matches the release.
+
+Release numbers come from `shared/reference/longcat-next-release.md` (§ cited per line).
+Values it does not publish are marked "(not published)": our best reading of the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dina.config import (
+    AudioTokenizerConfig,
+    BackboneConfig,
+    DepthHeadConfig,
+    DinaConfig,
+    VisionTokenizerConfig,
+    VocabConfig,
+)
+from dina.errors import BadConfig
+
+
+def longcat_next() -> DinaConfig:
+    """The released LongCat-Next shapes (~68.5B total, ~3B active parameters)."""
+    return DinaConfig(
+        name="longcat_next",
+        # §3: Qwen2.5-VL ViT (32 x 1280, 16 heads, SwiGLU 3420); 8 x 16384 codebooks, EMA 0.99.
+        # codebook_dim and the pixel decoder / refiner sizes are (not published).
+        vision=VisionTokenizerConfig(),
+        # §7: Whisper-style encoder (32 layers inferred), 8 levels 8192..1024 at 12.5 Hz; n_mels (not published).
+        audio=AudioTokenizerConfig(),
+        # §1 "Vocab": 131072 text + 53 specials, audio at 131125, visual at 150581, padded to 282624.
+        vocab=VocabConfig(),
+        # §1: hidden 3072, 14 dual layers, MLA, 256 experts x 1024 + 128 zero experts, top-12, scale 6,
+        # n-gram embedding with ratio 78, 4 orders, 4 splits.
+        backbone=BackboneConfig(ngram_vocab_ratio=78),
+        # §6: depth heads of 4 layers; widths (not published), 2048 visual / 3072 audio as a vLLM port uses.
+        visual_head=DepthHeadConfig(dim=2048, n_layers=4, n_heads=16, ffn_scale=4),
+        audio_head=DepthHeadConfig(dim=3072, n_layers=4, n_heads=24, ffn_scale=4),
+        prebuffer_dim=6144,
+    )
+
+
+def tiny() -> DinaConfig:
+    """A few-million-parameter system that trains end to end on this CPU in minutes."""
+    vision = VisionTokenizerConfig(
+        min_pixels=56 * 56,
+        max_pixels=448 * 448,
+        encoder_dim=128,
+        encoder_depth=4,
+        encoder_heads=4,
+        encoder_mlp_dim=352,
+        codebook_dim=64,
+        levels=8,
+        codebook_size=256,
+        decoder_dim=128,
+        decoder_depth=4,
+        decoder_heads=4,
+        refiner_dim=64,
+        refiner_depth=2,
+        refiner_steps=8,
+    )
+    audio = AudioTokenizerConfig(
+        n_mels=80,
+        encoder_dim=128,
+        encoder_depth=4,
+        encoder_heads=4,
+        codebook_sizes=(512, 256, 256, 128, 128, 128, 128, 128),
+        codebook_dim=64,
+        decoder_dim=128,
+        decoder_depth=4,
+        flow_steps=8,
+        output_sample_rate=16_000,
+    )
+    vocab = VocabConfig(
+        text_vocab_size=4096,
+        n_special=64,
+        audio_codebook_sizes=audio.codebook_sizes,
+        visual_codebook_sizes=vision.codebook_sizes,
+        pad_to_multiple=64,
+    )
+    backbone = BackboneConfig(
+        dim=192,
+        n_layers=2,
+        n_heads=6,
+        n_kv_heads=2,
+        attention="gqa",
+        ffn_dim=512,
+        n_experts=8,
+        expert_dim=128,
+        top_k=2,
+        n_zero_experts=2,
+        routed_scaling=1.0,
+        rope_theta=10000.0,
+        max_seq_len=2048,
+    )
+    head = DepthHeadConfig(dim=128, n_layers=2, n_heads=4, ffn_scale=2)
+    return DinaConfig(
+        name="tiny",
+        vision=vision,
+        audio=audio,
+        vocab=vocab,
+        backbone=backbone,
+        visual_head=head,
+        audio_head=head,
+        prebuffer_dim=384,
+    )
+
+
+PRESETS: dict[str, Callable[[], DinaConfig]] = {"tiny": tiny, "longcat_next": longcat_next}
+
+
+def get_preset(name: str) -> DinaConfig:
+    if name not in PRESETS:
+        raise BadConfig(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]()
