@@ -11,7 +11,8 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v tesseract >/dev/null || need+=(tesseract-ocr)
 command -v sox >/dev/null || need+=(sox)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need+=(fonts-dejavu-core)
-for pkg in ${DINA_EXTRA_DEBS:-}; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+# festival voices: the default diphone voice and an HTS voice (SpeechWorld holds voices out by speaker)
+for pkg in festvox-kallpc16k festvox-us-slt-hts ${DINA_EXTRA_DEBS:-}; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "dina: missing Debian packages: ${need[*]} (run as root, or install them yourself)" >&2
