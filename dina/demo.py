@@ -99,7 +99,7 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
         "packing": {**packing, "budget": plan.pack_budget, "batch_size": plan.pack_batch},
     }
     write_json(out / "metrics.json", metrics)
-    write_text(out / "report.html", render_report(out, metrics, val["manifest"], asr))
+    write_text(out / "report.html", render_report(out, metrics, val["manifest"], utter["manifest"], asr))
     log(f"wrote {out / 'report.html'} and {out / 'metrics.json'}")
     return metrics
 
@@ -117,7 +117,9 @@ def _metric_rows(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def render_report(out: Path, metrics: dict, shapes_manifest: str, asr: dict, n_images: int = 12) -> str:
+def render_report(
+    out: Path, metrics: dict, shapes_manifest: str, speech_manifest: str, asr: dict, n_images: int = 12
+) -> str:
     """A self-contained page: images beside their captions and Q&A, audio players with transcripts, metrics."""
     esc = html.escape
     base = Path(shapes_manifest).parent
@@ -131,7 +133,7 @@ def render_report(out: Path, metrics: dict, shapes_manifest: str, asr: dict, n_i
         )
     clips = []
     for t in asr.get("transcripts", [])[:8]:
-        src = Path(t["path"]).resolve().relative_to(out.resolve()) if Path(t["path"]).is_absolute() else t["path"]
+        src = (Path(speech_manifest).parent / t["path"]).relative_to(out)
         clips.append(
             f"<tr><td><audio controls src='{esc(str(src))}'></audio></td><td>{esc(t['reference'])}</td>"
             f"<td>{esc(t['hypothesis'])}</td><td>{t['wer']:.2f}</td></tr>"
