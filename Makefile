@@ -21,6 +21,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check dina tests
 	$(BIN)/ruff format --check dina tests
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format dina tests

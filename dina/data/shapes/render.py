@@ -34,7 +34,7 @@ def render_background(bg: Background, width: int, height: int) -> np.ndarray:
         elif bg.direction == "vertical":
             t_HW = np.broadcast_to(ys[:, None], (height, width))
         else:
-            t_HW = (xs[None, :] + ys[:, None]) / 2
+            t_HW = (xs[None, :] + ys[:, None]) / np.float32(2)
         rgb = first + t_HW[..., None] * (last - first)
         return np.round(rgb).astype(np.uint8)
     rgb = np.empty((height, width, 3), dtype=np.int16)

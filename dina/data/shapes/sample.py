@@ -57,7 +57,7 @@ def sign_font(font_px: int) -> ImageFont.FreeTypeFont:
 def sign_extent(text: str, font_px: int) -> tuple[int, int]:
     """(width, height) of the plate for `text`: the word's ink box plus `SIGN_PAD` each side."""
     x0, y0, x1, y1 = sign_font(font_px).getbbox(text)
-    return x1 - x0 + 2 * SIGN_PAD, y1 - y0 + 2 * SIGN_PAD
+    return int(x1 - x0) + 2 * SIGN_PAD, int(y1 - y0) + 2 * SIGN_PAD
 
 
 def sample_image_size(rng: np.random.Generator) -> tuple[int, int]:

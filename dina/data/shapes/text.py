@@ -109,7 +109,7 @@ def qa_pairs(scene: Scene, rng: np.random.Generator) -> list[dict]:
     asked_shape = SHAPES[int(rng.integers(len(SHAPES)))]
     n_shape = sum(o.shape == asked_shape for o in objs)
     pick = objs[int(rng.integers(len(objs)))]
-    qa = [
+    qa: list[dict] = [
         {"question": "How many shapes are there?", "answer": str(len(objs)), "kind": "count"},
         {"question": f"How many {plural(asked_shape)} are there?", "answer": str(n_shape), "kind": "count"},
         {
