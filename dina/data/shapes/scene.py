@@ -60,6 +60,18 @@ REGIONS = (
     "bottom",
     "bottom right",
 )  # fmt: skip  (row-major: REGIONS[3 * row + col])
+# How captions and speech say each region.
+REGION_PHRASES: dict[str, str] = {
+    "top left": "in the top left",
+    "top": "at the top",
+    "top right": "in the top right",
+    "left": "on the left",
+    "center": "in the center",
+    "right": "on the right",
+    "bottom left": "in the bottom left",
+    "bottom": "at the bottom",
+    "bottom right": "in the bottom right",
+}
 
 Box = tuple[int, int, int, int]
 

@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dina.data.shapes.scene import SHAPES, Scene, ShapeObject, region_cell
+from dina.data.shapes.scene import REGION_PHRASES, SHAPES, Scene, ShapeObject, region_cell
 
-_REGION_PHRASE = {
-    "top left": "in the top left",
-    "top": "at the top",
-    "top right": "in the top right",
-    "left": "on the left",
-    "center": "in the center",
-    "right": "on the right",
-    "bottom left": "in the bottom left",
-    "bottom": "at the bottom",
-    "bottom right": "in the bottom right",
-}
 _NUMBER = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _PLURAL = {"cross": "crosses"}
 
 
 def region_phrase(region: str) -> str:
     """E.g. "in the top left", "at the bottom", "on the right"."""
-    return _REGION_PHRASE[region]
+    return REGION_PHRASES[region]
 
 
 def plural(shape: str) -> str:

@@ -1,9 +1,8 @@
 """The sentences SpeechWorld speaks: ShapesWorld captions, questions and answers, commands, numbers.
 
-The vocabulary mirrors ShapesWorld's (`dina.data.shapes.scene`: shapes, palette colors,
-sizes, the 3x3 grid of regions and their phrases, relations) so that a model can learn the link between a spoken and a drawn "large red circle in
-the top left". It is kept here rather than imported so that the speech side does not
-depend on the image side; `tests/data/test_speech_sentences.py` pins it.
+The vocabulary is ShapesWorld's own (`dina.data.shapes.scene`: shapes, palette colors,
+sizes, the 3x3 grid of regions and their phrases), imported rather than repeated, so a
+model can learn the link between a spoken and a drawn "large red circle in the top left".
 
 Every sentence is lowercase words without punctuation or digits (numbers are spelled
 out), so the transcript is exactly what a judge should hear and WER stays fair.
@@ -13,25 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from dina.data.shapes.scene import PALETTE, REGION_PHRASES, REGIONS, SHAPES, SIZES
 from dina.data.speech.textnorm import number_to_words
 
-SHAPES = ("circle", "square", "triangle", "star", "cross")
-PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars", "cross": "crosses"}
-COLORS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta")
-SIZES = ("small", "large")
-# The 3x3 grid, row-major, with the phrase ShapesWorld's captions use for each cell.
-POSITIONS = {
-    "top left": "in the top left",
-    "top": "at the top",
-    "top right": "in the top right",
-    "left": "on the left",
-    "center": "in the center",
-    "right": "on the right",
-    "bottom left": "in the bottom left",
-    "bottom": "at the bottom",
-    "bottom right": "in the bottom right",
-}
-REGIONS = tuple(POSITIONS)
+# The vocabulary is ShapesWorld's own, so spoken captions and questions match the images' text.
+COLORS = tuple(PALETTE)
+PLURALS = {shape: "crosses" if shape == "cross" else f"{shape}s" for shape in SHAPES}
+POSITIONS = REGION_PHRASES
 RELATIONS = ("left of", "right of", "above", "below")
 COMMANDS = (
     "turn left",
