@@ -1,0 +1,1 @@
+"""Micro-benchmarks that compare dina's components with reference implementations."""

@@ -1,0 +1,15 @@
+"""Residual vector quantization with EMA codebooks (report Sec. 2.2.3), shared by vision and audio."""
+
+from dina.quantize.codebook import EMACodebook, nearest_codes
+from dina.quantize.rvq import ResidualVQ, RVQConfig, RVQOutput
+from dina.quantize.sync import CodebookSync, LocalCodebookSync
+
+__all__ = [
+    "CodebookSync",
+    "EMACodebook",
+    "LocalCodebookSync",
+    "RVQConfig",
+    "RVQOutput",
+    "ResidualVQ",
+    "nearest_codes",
+]
