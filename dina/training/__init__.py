@@ -1,0 +1,1 @@
+"""Training infrastructure shared by the tokenizers and the model: checkpoints, metrics, schedules."""

@@ -1,0 +1,87 @@
+"""One training stage as data: trainable modules, a loss per step, a schedule, checkpoints.
+
+`run_stage` is the loop every tokenizer stage uses: AdamW with linear warm-up and cosine
+decay, gradient clipping, a metrics row per step, a checkpoint every `checkpoint_every`
+steps (written atomically), and exact resumption: the loss at step s depends only on the
+weights, the optimizer state and (seed, s), all of which the checkpoint restores.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from dina.training.checkpoint import load_checkpoint, save_checkpoint
+from dina.training.metrics import MetricsLog
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagePlan:
+    """How long and how fast one stage trains."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int = 20
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    min_lr_ratio: float = 0.1
+
+
+def lr_at(plan: StagePlan, step: int) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `min_lr_ratio · lr` at the last step."""
+    if step < plan.warmup:
+        return plan.lr * (step + 1) / plan.warmup
+    progress = (step - plan.warmup) / max(plan.steps - plan.warmup, 1)
+    return plan.lr * (plan.min_lr_ratio + (1 - plan.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+LossFn = Callable[[int], dict[str, torch.Tensor]]
+
+
+def run_stage(
+    name: str,
+    *,
+    modules: dict[str, nn.Module],
+    trainable: list[nn.Module],
+    loss_fn: LossFn,
+    plan: StagePlan,
+    ckpt_dir: Path,
+    metrics: MetricsLog,
+    resume: bool,
+    checkpoint_every: int = 100,
+    progress: bool = True,
+) -> None:
+    """Train `trainable` for `plan.steps` steps of `loss_fn(step)["loss"]`; checkpoints hold `modules`."""
+    params = [p for m in trainable for p in m.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=plan.lr, betas=(0.9, 0.95), weight_decay=plan.weight_decay)
+    start = 0
+    if resume and (ckpt_dir / "trainer.json").exists():
+        start = load_checkpoint(ckpt_dir, modules, {"adam": optim})["step"]
+    metrics.truncate_after(name, start)
+    for m in trainable:
+        m.train()
+    bar = tqdm(range(start, plan.steps), desc=name, initial=start, total=plan.steps, disable=not progress)
+    for step in bar:
+        t0 = time.perf_counter()
+        for group in optim.param_groups:
+            group["lr"] = lr_at(plan, step)
+        losses = loss_fn(step)
+        optim.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, plan.clip) if params else torch.tensor(0.0)
+        optim.step()
+        row: dict[str, object] = {k: round(v.item(), 6) for k, v in losses.items()}
+        row.update(stage=name, step=step, lr=lr_at(plan, step), grad_norm=round(float(grad_norm), 4))
+        row["seconds"] = round(time.perf_counter() - t0, 4)
+        metrics.write(row)
+        bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
+        if (step + 1) % checkpoint_every == 0 or step + 1 == plan.steps:
+            save_checkpoint(ckpt_dir, modules, {"adam": optim}, step=step + 1, extra={"stage": name})
