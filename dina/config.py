@@ -13,113 +13,13 @@ marked "(not published)" where they appear in `presets.longcat_next`.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Self
 
-from dina.errors import BadConfig, BadInputFile
-from dina.io.atomic import write_json
+from dina.config_io import ConfigBase, _check, dataclass_from_dict
+from dina.errors import BadConfig
+from dina.vision.config import VisionTokenizerConfig, vision_longcat_next
 
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise BadConfig(message)
-
-
-class ConfigBase:
-    """JSON round-trip for the frozen config dataclasses below."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        if not isinstance(data, dict):
-            raise BadConfig(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise BadConfig(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-        kwargs = {}
-        for name, value in data.items():
-            kind = hints[name]
-            if isinstance(kind, type) and issubclass(kind, ConfigBase):
-                value = kind.from_dict(value)
-            elif typing.get_origin(kind) is tuple and isinstance(value, list):
-                value = tuple(value)
-            kwargs[name] = value
-        try:
-            return cls(**kwargs)
-        except TypeError as e:
-            raise BadConfig(f"{cls.__name__}: {e}") from e
-
-    def save(self, directory: str | os.PathLike, name: str = "config.json") -> Path:
-        path = Path(directory) / name
-        write_json(path, {"type": type(self).__name__, **self.to_dict()})
-        return path
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike, name: str = "config.json") -> Self:
-        path = Path(directory) / name
-        if not path.is_file():
-            raise BadInputFile(f"no {name} in {directory}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise BadConfig(f"{path} is not valid JSON: {e}") from e
-        kind = data.pop("type", cls.__name__) if isinstance(data, dict) else None
-        _check(kind == cls.__name__, f"{path} holds a {kind}, expected a {cls.__name__}")
-        return cls.from_dict(data)
-
-
-@dataclass(frozen=True, kw_only=True)
-class VisionTokenizerConfig(ConfigBase):
-    """dNaViT (Sec. 2.2): SAE encoder -> 2x2 merge -> RVQ -> pixel decoder (+ flow refiner).
-
-    One token per `token_px` = patch_size * merge pixels; `levels` codebooks of `codebook_size`.
-    """
-
-    patch_size: int = 14
-    merge: int = 2
-    min_pixels: int = 56 * 56
-    max_pixels: int = 28 * 28 * 1280
-    encoder_dim: int = 1280
-    encoder_depth: int = 32
-    encoder_heads: int = 16
-    encoder_mlp_dim: int = 3420
-    codebook_dim: int = 1280
-    levels: int = 8
-    codebook_size: int = 16384
-    ema_decay: float = 0.99
-    decoder_dim: int = 1024
-    decoder_depth: int = 24
-    decoder_heads: int = 16
-    refiner_dim: int = 512
-    refiner_depth: int = 8
-    refiner_steps: int = 28
-
-    def __post_init__(self) -> None:
-        _check(self.encoder_dim % self.encoder_heads == 0, "vision encoder_dim must divide by encoder_heads")
-        _check((self.encoder_dim // self.encoder_heads) % 4 == 0, "vision head dim must divide by 4 (2-D rotary)")
-        _check(self.decoder_dim % self.decoder_heads == 0, "vision decoder_dim must divide by decoder_heads")
-        _check(self.levels >= 1 and self.codebook_size >= 2, "vision needs >= 1 level of >= 2 codes")
-        _check(0.0 < self.ema_decay < 1.0, "vision ema_decay must be in (0, 1)")
-        _check(self.min_pixels <= self.max_pixels, "vision min_pixels must be <= max_pixels")
-        _check(self.min_pixels >= self.token_px**2, "vision min_pixels must cover at least one token")
-
-    @property
-    def token_px(self) -> int:
-        """Side in pixels of the square covered by one visual token (28 in the release)."""
-        return self.patch_size * self.merge
-
-    @property
-    def codebook_sizes(self) -> tuple[int, ...]:
-        return (self.codebook_size,) * self.levels
+__all__ = ["ConfigBase", "VisionTokenizerConfig", "dataclass_from_dict"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,7 +185,7 @@ class DinaConfig(ConfigBase):
     """A whole DiNA system: the two tokenizers, the vocabulary, the backbone and its heads."""
 
     name: str = "longcat_next"
-    vision: VisionTokenizerConfig = field(default_factory=VisionTokenizerConfig)
+    vision: VisionTokenizerConfig = field(default_factory=vision_longcat_next)
     audio: AudioTokenizerConfig = field(default_factory=AudioTokenizerConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

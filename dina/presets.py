@@ -13,10 +13,10 @@ from dina.config import (
     BackboneConfig,
     DepthHeadConfig,
     DinaConfig,
-    VisionTokenizerConfig,
     VocabConfig,
 )
 from dina.errors import BadConfig
+from dina.vision.config import vision_longcat_next, vision_tiny
 
 
 def longcat_next() -> DinaConfig:
@@ -24,8 +24,8 @@ def longcat_next() -> DinaConfig:
     return DinaConfig(
         name="longcat_next",
         # §3: Qwen2.5-VL ViT (32 x 1280, 16 heads, SwiGLU 3420); 8 x 16384 codebooks, EMA 0.99.
-        # codebook_dim and the pixel decoder / refiner sizes are (not published).
-        vision=VisionTokenizerConfig(),
+        # codebook_dim and the pixel decoder / refiner sizes are (not published): see vision_longcat_next.
+        vision=vision_longcat_next(),
         # §7: Whisper-style encoder (32 layers inferred), 8 levels 8192..1024 at 12.5 Hz; n_mels (not published).
         audio=AudioTokenizerConfig(),
         # §1 "Vocab": 131072 text + 53 specials, audio at 131125, visual at 150581, padded to 282624.
@@ -42,23 +42,7 @@ def longcat_next() -> DinaConfig:
 
 def tiny() -> DinaConfig:
     """A few-million-parameter system that trains end to end on this CPU in minutes."""
-    vision = VisionTokenizerConfig(
-        min_pixels=56 * 56,
-        max_pixels=448 * 448,
-        encoder_dim=128,
-        encoder_depth=4,
-        encoder_heads=4,
-        encoder_mlp_dim=352,
-        codebook_dim=64,
-        levels=8,
-        codebook_size=256,
-        decoder_dim=128,
-        decoder_depth=4,
-        decoder_heads=4,
-        refiner_dim=64,
-        refiner_depth=2,
-        refiner_steps=8,
-    )
+    vision = vision_tiny()
     audio = AudioTokenizerConfig(
         n_mels=80,
         encoder_dim=128,

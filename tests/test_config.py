@@ -1,13 +1,15 @@
 """Configs: presets round-trip through JSON, derived sizes match the release, bad values are refused."""
 
 import dataclasses
+import dataclasses as dc
 import json
 
 import pytest
 
-from dina.config import AudioTokenizerConfig, BackboneConfig, DinaConfig, VisionTokenizerConfig, VocabConfig
+from dina.config import AudioTokenizerConfig, BackboneConfig, DinaConfig, VocabConfig
 from dina.errors import BadConfig, BadInputFile
 from dina.presets import PRESETS, get_preset, longcat_next, tiny
+from dina.vision.config import vision_tiny
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -49,8 +51,8 @@ def test_configs_are_frozen_and_keyword_only():
         lambda: BackboneConfig(attention="linear"),
         lambda: BackboneConfig(n_heads=32, n_kv_heads=5),
         lambda: BackboneConfig(top_k=0),
-        lambda: VisionTokenizerConfig(ema_decay=1.0),
-        lambda: VisionTokenizerConfig(min_pixels=10),
+        lambda: dc.replace(vision_tiny(), decoder=dc.replace(vision_tiny().decoder, code_dim=32)),
+        lambda: dc.replace(vision_tiny(), refiner=dc.replace(vision_tiny().refiner, cond_dim=32)),
         lambda: AudioTokenizerConfig(codebook_sizes=()),
         lambda: VocabConfig(n_special=3),
         lambda: DinaConfig(vocab=VocabConfig(visual_codebook_sizes=(1024,) * 8)),

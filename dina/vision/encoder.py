@@ -1,0 +1,210 @@
+"""dNaViT's Semantic-and-Aligned Encoder (SAE) at native resolution (report Sec. 2.2.1-2.2.2,
+4.1.1; release §3 "SAE encoder", "Bridge").
+
+The release adopts the Qwen2.5-VL vision transformer as its SAE. This module is that
+architecture, sized by `SAEConfig`, over packed images of any resolution:
+
+  patches (N, 588) --patch_embed (Linear, no bias)--> (N, D)
+    --ViTStack: pre-norm RMSNorm/SwiGLU blocks, 2-D RoPE on (row, col) patch positions,
+      bidirectional attention within each image (or each window, below)-->
+    --bridge: RMSNorm per patch, concat the 4 patches of a 2×2 block (4D), Linear–GELU–Linear-->
+  features (N/4, out_dim), one per 28-px token, raster order within each image.
+
+Window attention: Qwen2.5-VL attends within 112-px windows (4×4 tokens) in all blocks but
+`fullatt_block_indexes`. With `window_tokens > 0` we do the same: patches are permuted once so
+each window is contiguous (merge blocks stay whole), windowed blocks use window boundaries,
+full blocks use image boundaries (bidirectional attention with explicit RoPE positions does not
+depend on token order, so one permutation serves both), and the bridge output is un-permuted
+to raster order. `window_tokens = 0` is full attention in every block (our tiny preset: its
+images are small and windows would save nothing).
+
+Departures from the release: one frame per patch (588 inputs) instead of a duplicated frame
+(1176), exact for the Conv3d kernel summed over time (see `dina.weights.qwen2_5_vl`); the
+bridge's output width is not published, `sae_qwen2_5_vl` uses Qwen2.5-VL-7B's merger (3584).
+
+Shapes: N patches, T = N/merge² tokens, D width, P = 3·patch² patch values, O = out_dim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dina.errors import BadArgument, BadConfig
+from dina.layers.norm import RMSNorm
+from dina.layers.vit import ViTConfig, ViTStack
+from dina.vision.preprocess import PackedImages
+
+
+@dataclass(frozen=True, kw_only=True)
+class SAEConfig:
+    """Sizes of the SAE encoder; `window_tokens` = window side in merged tokens (0 = no windows)."""
+
+    patch_size: int = 14
+    merge: int = 2
+    dim: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    out_dim: int
+    norm_eps: float = 1e-6
+    bias: bool = False  # qkv / proj / MLP biases (on for Qwen2.5-VL weights)
+    rope_theta: float = 10000.0
+    window_tokens: int = 0
+    full_attention_blocks: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        _ = self.vit  # checks dim / heads / depth / block indexes
+        if self.dim // self.heads % 4:
+            raise BadConfig(f"SAE head dim {self.dim // self.heads} must divide by 4 (2-D rotary)")
+        if self.patch_size < 1 or self.merge < 1 or self.out_dim < 1 or self.window_tokens < 0:
+            raise BadConfig(f"bad SAE sizes: {self}")
+
+    @property
+    def patch_dim(self) -> int:
+        return 3 * self.patch_size**2
+
+    @property
+    def merged_dim(self) -> int:
+        return self.merge**2 * self.dim
+
+    @property
+    def vit(self) -> ViTConfig:
+        return ViTConfig(
+            dim=self.dim,
+            depth=self.depth,
+            heads=self.heads,
+            mlp_dim=self.mlp_dim,
+            norm_eps=self.norm_eps,
+            bias=self.bias,
+            rope_theta=self.rope_theta,
+            full_attention_blocks=self.full_attention_blocks,
+        )
+
+
+def sae_tiny() -> SAEConfig:
+    """~1.2M parameters: trains on a 2-core CPU; full attention (ShapesWorld images are small)."""
+    return SAEConfig(dim=128, depth=4, heads=4, mlp_dim=352, out_dim=128)
+
+
+def sae_qwen2_5_vl() -> SAEConfig:
+    """The release's SAE = Qwen2.5-VL ViT (release §3): 32 × 1280, 16 heads, SwiGLU 3420 with biases,
+    RMSNorm eps 1e-6, 112-px windows with full attention in blocks 7, 15, 23, 31 (Qwen2.5-VL's
+    published `fullatt_block_indexes`; the release's config value is not published). out_dim 3584 =
+    Qwen2.5-VL-7B's merger width (the release's bridge `out_hidden_size` is not published)."""
+    return SAEConfig(
+        dim=1280,
+        depth=32,
+        heads=16,
+        mlp_dim=3420,
+        out_dim=3584,
+        bias=True,
+        window_tokens=4,
+        full_attention_blocks=(7, 15, 23, 31),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderOutput:
+    """`features_ND` (T, O): one feature per 28-px token; image i owns rows cu_tokens[i]:cu_tokens[i+1]."""
+
+    features_ND: torch.Tensor
+    grid_hw: tuple[tuple[int, int], ...]
+    cu_tokens: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowPartition:
+    """`perm_N`: packed patch index at each window-ordered slot; `cu_windows`: window boundaries."""
+
+    perm_N: torch.Tensor
+    cu_windows: torch.Tensor
+
+
+def window_partition(grid_hw: tuple[tuple[int, int], ...], window_tokens: int, merge: int) -> WindowPartition:
+    """Group each image's patches into square windows of `window_tokens`² tokens (edge windows smaller).
+
+    Windows tile the token grid from the top-left, in raster order, as in Qwen2.5-VL; the 4
+    patches of a token stay consecutive.
+    """
+    perms, lengths, offset, m2 = [], [], 0, merge * merge
+    for th, tw in grid_hw:
+        r, c = torch.arange(th)[:, None], torch.arange(tw)[None, :]
+        window_T = ((r // window_tokens) * math.ceil(tw / window_tokens) + c // window_tokens).reshape(-1)
+        order_T = torch.argsort(window_T, stable=True)
+        perms.append(offset + (order_T[:, None] * m2 + torch.arange(m2)).reshape(-1))
+        lengths.append(torch.bincount(window_T) * m2)
+        offset += th * tw * m2
+    cu = torch.cat([torch.zeros(1, dtype=torch.long), torch.cat(lengths).cumsum(0)])
+    return WindowPartition(perm_N=torch.cat(perms), cu_windows=cu.to(torch.int32))
+
+
+class Bridge(nn.Module):
+    """RMSNorm per patch -> concat 2×2 patches (merge²·D) -> Linear–GELU–Linear -> O (release `ln_q`, `mlp.0`, `mlp.2`)."""
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__()
+        self.norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
+        self.fc1 = nn.Linear(cfg.merged_dim, cfg.merged_dim)
+        self.fc2 = nn.Linear(cfg.merged_dim, cfg.out_dim)
+        self.merged_dim = cfg.merged_dim
+
+    def forward(self, x_ND: torch.Tensor) -> torch.Tensor:
+        """(N, D) patches in merge-block order -> (N/merge², O)."""
+        x = self.norm(x_ND).reshape(-1, self.merged_dim)
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SemanticEncoder(nn.Module):
+    """The SAE: packed image patches -> one semantic feature per 28-px token."""
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.patch_embed = nn.Linear(cfg.patch_dim, cfg.dim, bias=False)
+        self.vit = ViTStack(cfg.vit)
+        self.bridge = Bridge(cfg)
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02) -> None:
+        """How every tensor starts (fresh training; loaded checkpoints overwrite all of them):
+        - `patch_embed.weight` ~ N(0, std) truncated at 2σ (inputs are CLIP-normalized, ~unit variance);
+        - ViT blocks: see `ViTStack.init_weights` (N(0, std), residual outputs std/√(2·depth), biases 0, gains 1);
+        - `bridge.norm.weight` = 1; `bridge.fc1/fc2.weight` ~ N(0, std) truncated, biases 0."""
+        nn.init.trunc_normal_(self.patch_embed.weight, std=std, a=-2 * std, b=2 * std)
+        self.vit.init_weights(std)
+        nn.init.ones_(self.bridge.norm.weight)
+        for fc in (self.bridge.fc1, self.bridge.fc2):
+            nn.init.trunc_normal_(fc.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.zeros_(fc.bias)
+
+    def _check(self, packed: PackedImages) -> None:
+        cfg = self.cfg
+        if (packed.patch_size, packed.merge) != (cfg.patch_size, cfg.merge):
+            raise BadArgument(
+                f"images were patchified with patch {packed.patch_size} / merge {packed.merge}, "
+                f"the encoder expects {cfg.patch_size} / {cfg.merge}"
+            )
+        if packed.patches_NP.ndim != 2 or packed.patches_NP.shape[1] != cfg.patch_dim:
+            raise BadArgument(f"patches must be (N, {cfg.patch_dim}), got {tuple(packed.patches_NP.shape)}")
+
+    def forward(self, packed: PackedImages) -> EncoderOutput:
+        """PackedImages with N patches -> EncoderOutput with (N/merge², out_dim) features."""
+        self._check(packed)
+        device = self.patch_embed.weight.device
+        x_ND = self.patch_embed(packed.patches_NP.to(device=device, dtype=self.patch_embed.weight.dtype))
+        pos_N2 = packed.positions().to(device)
+        cu = packed.cu_patches.to(device)
+        if self.cfg.window_tokens:
+            win = window_partition(packed.grid_hw, self.cfg.window_tokens, self.cfg.merge)
+            perm = win.perm_N.to(device)
+            x_ND = self.vit(x_ND[perm], cu, pos_N2[perm], cu_windows=win.cu_windows.to(device))
+            x_ND = x_ND[torch.argsort(perm)]
+        else:
+            x_ND = self.vit(x_ND, cu, pos_N2)
+        return EncoderOutput(features_ND=self.bridge(x_ND), grid_hw=packed.grid_hw, cu_tokens=packed.cu_tokens)

@@ -1,0 +1,202 @@
+"""dNaViT as one object: images <-> discrete codes (report Sec. 2.2, eq. 3; release §3-§5).
+
+  encode: images -> preprocess (native resolution, 28 px per token) -> SAE -> quant projection
+          -> residual VQ -> per image an (h, w, L) grid of ids
+  decode: ids -> summed code embeddings -> pixel decoder -> (optional) flow refiner -> images
+
+The semantic decoder (reconstructs SAE features from the quantized ones, cosine loss) exists
+for training the projection (Sec. 2.2.3, eq. 5) and for measuring `feature_cosine`.
+
+Checkpoints: `save_pretrained(dir)` writes `config.json` and `model.safetensors` (atomically,
+as a directory swap); `from_pretrained(dir)` checks every tensor's name and shape.
+
+Shapes: T tokens of a packed batch, C code dim, F SAE feature dim, L levels, h×w token grid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dina.errors import BadCodes, BadInputFile
+from dina.io.atomic import atomic_path
+from dina.quantize import ResidualVQ, RVQOutput
+from dina.training.checkpoint import load_checkpoint, save_checkpoint
+from dina.vision.config import VisionTokenizerConfig
+from dina.vision.encoder import EncoderOutput, SemanticEncoder
+from dina.vision.pixel_decoder import PixelDecoder
+from dina.vision.preprocess import PackedImages, denormalize, preprocess_images, unpatchify
+from dina.vision.refiner import FlowRefiner
+
+
+class QuantProjection(nn.Module):
+    """f_proj of eq. 3 (release `quant_conv`): LayerNorm -> Linear -> GELU -> Linear to the code dim."""
+
+    def __init__(self, in_dim: int, code_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.fc1 = nn.Linear(in_dim, in_dim)
+        self.fc2 = nn.Linear(in_dim, code_dim)
+
+    def forward(self, z_TF: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(self.norm(z_TF))))
+
+
+class SemanticDecoder(nn.Module):
+    """The lightweight decoder of Sec. 2.2.3 that reconstructs SAE features from quantized codes."""
+
+    def __init__(self, code_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(code_dim, hidden)
+        self.fc2 = nn.Linear(hidden, out_dim)
+
+    def forward(self, q_TC: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(q_TC)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionCodes:
+    """Per image an (h, w, L) int64 grid of code ids; `sizes` = (28h, 28w) decoded pixel sizes."""
+
+    codes: tuple[torch.Tensor, ...]
+    sizes: tuple[tuple[int, int], ...]
+    original_sizes: tuple[tuple[int, int], ...]
+
+    def check(self, codebook_sizes: tuple[int, ...], token_px: int = 28) -> None:
+        """Refuse a wrong level count, ids out of range, or a grid that does not match its size."""
+        for i, (grid, size) in enumerate(zip(self.codes, self.sizes, strict=True)):
+            if grid.ndim != 3 or grid.shape[2] != len(codebook_sizes):
+                raise BadCodes(f"image {i}: codes must be (h, w, {len(codebook_sizes)}), got {tuple(grid.shape)}")
+            if (grid.shape[0] * token_px, grid.shape[1] * token_px) != tuple(size):
+                raise BadCodes(f"image {i}: a {grid.shape[0]}x{grid.shape[1]} grid does not match its size {size}")
+            if grid.dtype.is_floating_point:
+                raise BadCodes(f"image {i}: codes must be integers, got {grid.dtype}")
+            for level, k in enumerate(codebook_sizes):
+                ids = grid[..., level]
+                if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
+                    raise BadCodes(f"image {i}, level {level}: ids must be in [0, {k}), got {int(ids.max())}")
+
+    def save(self, path: str | os.PathLike) -> None:
+        tensors = {f"codes.{i}": c.to(torch.int64).contiguous() for i, c in enumerate(self.codes)}
+        meta = {"sizes": json.dumps(self.sizes), "original_sizes": json.dumps(self.original_sizes)}
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> VisionCodes:
+        path = Path(path)
+        if not path.is_file():
+            raise BadInputFile(f"codes file {path} does not exist")
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            tensors = load_file(str(path))
+            sizes = [tuple(s) for s in json.loads(meta["sizes"])]
+            originals = [tuple(s) for s in json.loads(meta.get("original_sizes", meta["sizes"]))]
+        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            raise BadCodes(f"{path} is not a dina vision codes file: {e}") from e
+        if sorted(tensors) != [f"codes.{i}" for i in range(len(sizes))] and len(tensors) != len(sizes):
+            raise BadCodes(f"{path}: {len(tensors)} code grids for {len(sizes)} sizes")
+        codes = tuple(tensors[f"codes.{i}"] for i in range(len(sizes)))
+        return cls(codes=codes, sizes=tuple(sizes), original_sizes=tuple(originals))  # type: ignore[arg-type]
+
+
+class VisionTokenizer(nn.Module):
+    """dNaViT: SAE + projection + RVQ (tokenizer), pixel decoder + refiner (de-tokenizer)."""
+
+    def __init__(self, config: VisionTokenizerConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = SemanticEncoder(c.sae)
+        self.quant_proj = QuantProjection(c.sae.out_dim, c.rvq.dim)
+        self.rvq = ResidualVQ(c.rvq)
+        self.semantic_decoder = SemanticDecoder(c.rvq.dim, c.semantic_decoder_dim, c.sae.out_dim)
+        self.pixel_decoder = PixelDecoder(c.decoder)
+        self.refiner = FlowRefiner(c.refiner)
+
+    # ---- tokenizer -------------------------------------------------------------------------
+    def preprocess(self, images: list[np.ndarray]) -> PackedImages:
+        return preprocess_images(images, self.config.preprocess)
+
+    def features(self, packed: PackedImages) -> EncoderOutput:
+        return self.encoder(packed)
+
+    def quantize(self, z_TF: torch.Tensor) -> RVQOutput:
+        return self.rvq(self.quant_proj(z_TF))
+
+    @torch.no_grad()
+    def encode(self, images: list[np.ndarray]) -> VisionCodes:
+        """(H, W, 3) uint8 images of any size -> codes, one (h, w, L) grid per image."""
+        packed = self.preprocess(images)
+        out = self.features(packed)
+        codes_TL = self.rvq.encode(self.quant_proj(out.features_ND))
+        grids = torch.split(codes_TL, [h * w for h, w in packed.grid_hw])
+        codes = tuple(g.reshape(h, w, -1) for g, (h, w) in zip(grids, packed.grid_hw, strict=True))
+        return VisionCodes(codes=codes, sizes=packed.sizes, original_sizes=packed.original_sizes)
+
+    # ---- de-tokenizer ----------------------------------------------------------------------
+    def code_embeddings(self, codes: VisionCodes) -> torch.Tensor:
+        """(T, C) summed code embeddings of all images, packed in raster order."""
+        codes.check(self.config.codebook_sizes, self.config.token_px)
+        flat = torch.cat([c.reshape(-1, c.shape[-1]) for c in codes.codes])
+        return self.rvq.decode(flat)
+
+    def decode_pixels(self, q_TC: torch.Tensor, grid_hw: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """Pixel decoder: (T, C) code embeddings -> list of (H, W, 3) images in [0, 1] (unclamped)."""
+        p = self.config.preprocess
+        patches = self.pixel_decoder(q_TC, grid_hw)
+        images = unpatchify(patches, grid_hw, patch_size=p.patch_size, merge=p.merge)
+        return [denormalize(x, p.mean, p.std) for x in images]
+
+    def refine(
+        self, image_HW3: torch.Tensor, q_hwC: torch.Tensor, seed: int = 0, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """Flow refiner on one decoded image in [0, 1] with its (h, w, C) code embeddings."""
+        x = (image_HW3.clamp(0, 1) * 2 - 1).permute(2, 0, 1)[None]
+        cond = q_hwC.permute(2, 0, 1)[None]
+        gen = torch.Generator().manual_seed(seed)
+        out = self.refiner.refine(x, cond, generator=gen, temperature=temperature)
+        return ((out[0].permute(1, 2, 0) + 1) / 2).clamp(0, 1)
+
+    @torch.no_grad()
+    def decode(
+        self, codes: VisionCodes, refine: bool = True, seed: int = 0, temperature: float = 1.0
+    ) -> list[np.ndarray]:
+        """Codes -> (H, W, 3) uint8 images at the decoded sizes (28 px per token).
+
+        The refiner starts from noise of std noise_scale · `temperature` (0: deterministic)."""
+        q_TC = self.code_embeddings(codes)
+        grid_hw = [(c.shape[0], c.shape[1]) for c in codes.codes]
+        images = self.decode_pixels(q_TC, grid_hw)
+        out = []
+        for img, q, (h, w) in zip(images, torch.split(q_TC, [h * w for h, w in grid_hw]), grid_hw, strict=True):
+            img = self.refine(img, q.reshape(h, w, -1), seed, temperature) if refine else img.clamp(0, 1)
+            out.append((img * 255).round().to(torch.uint8).numpy())
+        return out
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        path = save_checkpoint(directory, {"tokenizer": self}, step=0, extra={"kind": "vision_tokenizer"})
+        self.config.save(path)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> VisionTokenizer:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise BadInputFile(f"tokenizer directory {directory} does not exist")
+        model = cls(VisionTokenizerConfig.load(directory))
+        load_checkpoint(directory, {"tokenizer": model}, restore_rng=False)
+        return model.eval()

@@ -1,0 +1,336 @@
+"""Training dNaViT in the report's stages (Sec. 4.1.1): SAE -> RVQ -> pixel decoder -> refiner.
+
+1. `sae`: the encoder learns the multi-aspect alignment objective (eq. 2) by answering
+   captions and VQA through a small text decoder (`dina.vision.sae_objective`).
+2. `rvq`: encoder frozen; the projection, EMA codebooks and semantic decoder train on
+   L_quant = λc L_commit + λs L_semantic (eq. 5), L_semantic = 1 − cos(ẑ, z).
+3. `decoder`: encoder and codebooks frozen; the pixel decoder trains on
+   L_dec = λ1 L_pixel + λ2 L_percep + λ3 L_align (eq. 6). No pretrained perceptual network
+   can be downloaded, so L_percep is 1 − SSIM (structure and contrast at 11-px scale) and
+   L_align is 1 − cos between the frozen SAE's features of the reconstruction and of the
+   original: a feature loss through the only trained vision network we have, which also
+   pushes reconstructions to keep what the SAE considers meaningful (eq. 1).
+4. `refiner`: everything else frozen; the flow refiner learns the residual the decoder
+   leaves (`dina.vision.refiner`), on random token-aligned crops.
+
+Frozen stages' outputs (features, code embeddings, decoder images) are computed once and
+cached. Batches and crops depend only on (seed, stage, step), so `--resume` continues the
+exact same curve. Departure: the decoder trains on random crops of at most `crop_tokens`²
+tokens (the ViT's 2-D RoPE is relative, so it decodes whole images at inference) to fit
+the CPU budget.
+
+Shapes: T tokens, F SAE feature dim, C code dim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ssim
+
+from dina.errors import BadInputFile
+from dina.io.atomic import ensure_dir, write_json
+from dina.training.loop import StagePlan, run_stage
+from dina.training.metrics import MetricsLog
+from dina.vision.config import VisionTokenizerConfig
+from dina.vision.data import ImageRecord, batch_indices, load_images
+from dina.vision.preprocess import PackedImages, normalize, patchify
+from dina.vision.sae_objective import (
+    PAD,
+    AnswerDecoder,
+    AnswerDecoderConfig,
+    WordVocab,
+    answer_loss,
+    encode_qa,
+)
+from dina.vision.tokenizer import VisionTokenizer
+
+STAGES = ("sae", "rvq", "decoder", "refiner")
+CAPTION_QUESTION = "describe the image."
+
+
+@dataclass(frozen=True, kw_only=True)
+class VisionTrainPlan:
+    """Steps, batch sizes and loss weights of the four stages."""
+
+    sae: StagePlan = field(default_factory=lambda: StagePlan(steps=500, batch_size=16, lr=1e-3))
+    rvq: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=32, lr=1e-3))
+    decoder: StagePlan = field(default_factory=lambda: StagePlan(steps=900, batch_size=12, lr=1e-3))
+    refiner: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=8, lr=1e-3))
+    seed: int = 0
+    semantic_weight: float = 1.0
+    pixel_weight: float = 1.0
+    percep_weight: float = 0.2
+    align_weight: float = 0.1
+    crop_tokens: int = 8
+    refiner_crop_tokens: int = 4
+    checkpoint_every: int = 100
+
+    def scaled(self, factor: float) -> VisionTrainPlan:
+        """The same plan with every stage's steps multiplied by `factor` (at least 2 each)."""
+
+        def scale(p: StagePlan) -> StagePlan:
+            steps = max(2, round(p.steps * factor))
+            return dataclasses.replace(p, steps=steps, warmup=min(p.warmup, steps // 2))
+
+        stages: dict[str, Any] = {name: scale(getattr(self, name)) for name in STAGES}
+        return dataclasses.replace(self, **stages)
+
+
+def _step_rng(plan: VisionTrainPlan, stage: str, step: int) -> tuple[random.Random, torch.Generator]:
+    """Python and torch generators that depend only on (seed, stage, step)."""
+    state = int(np.random.SeedSequence([plan.seed, STAGES.index(stage), step]).generate_state(1)[0])
+    return random.Random(state), torch.Generator().manual_seed(state)
+
+
+def pack_pixels(images: list[torch.Tensor], model: VisionTokenizer) -> PackedImages:
+    """(H, W, 3) float images in [0, 1] (multiples of 28 px, already sized) -> PackedImages, differentiably."""
+    p = model.config.preprocess
+    parts = [patchify(normalize(x, p.mean, p.std), patch_size=p.patch_size, merge=p.merge) for x in images]
+    grids = tuple((x.shape[0] // p.token_px, x.shape[1] // p.token_px) for x in images)
+    sizes = tuple((int(x.shape[0]), int(x.shape[1])) for x in images)
+    cum = lambda counts: torch.tensor([0, *np.cumsum(counts).tolist()], dtype=torch.int32)  # noqa: E731
+    return PackedImages(
+        patches_NP=torch.cat(parts),
+        grid_hw=grids,
+        sizes=sizes,
+        original_sizes=sizes,
+        cu_patches=cum([h * w * p.merge**2 for h, w in grids]),
+        cu_tokens=cum([h * w for h, w in grids]),
+        patch_size=p.patch_size,
+        merge=p.merge,
+    )
+
+
+# ---- caches of frozen stages ------------------------------------------------------------------
+
+
+def _pixels(record: ImageRecord, model: VisionTokenizer) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The image as the tokenizer sees it: resized (H, W, 3) float in [0, 1], and its token grid."""
+    packed = model.preprocess([record.rgb])
+    p = model.config.preprocess
+    h, w = packed.grid_hw[0]
+    from dina.vision.preprocess import denormalize, unpatchify
+
+    image = denormalize(unpatchify(packed.patches_NP, packed.grid_hw, patch_size=p.patch_size, merge=p.merge)[0])
+    return image.clamp(0, 1), (h, w)
+
+
+@torch.no_grad()
+def cache_features(model: VisionTokenizer, records: list[ImageRecord], batch: int = 16) -> list[torch.Tensor]:
+    """Frozen SAE features per image, (h·w, F)."""
+    model.encoder.eval()
+    out: list[torch.Tensor] = []
+    for i in range(0, len(records), batch):
+        packed = model.preprocess([r.rgb for r in records[i : i + batch]])
+        feats = model.features(packed).features_ND
+        out += list(torch.split(feats, [h * w for h, w in packed.grid_hw]))
+    return out
+
+
+@torch.no_grad()
+def cache_codes(model: VisionTokenizer, features: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Frozen quantized code embeddings per image, (h·w, C)."""
+    model.quant_proj.eval()
+    model.rvq.eval()
+    return [model.rvq.decode(model.rvq.encode(model.quant_proj(z))) for z in features]
+
+
+# ---- stage losses ------------------------------------------------------------------------------
+
+
+def _qa_pairs(row: dict | None) -> list[tuple[str, str]]:
+    if not row:
+        return []
+    pairs = [(CAPTION_QUESTION, c) for c in row.get("captions", [])]
+    return pairs + [(q["question"], str(q["answer"])) for q in row.get("qa", [])]
+
+
+def sae_loss_fn(model, decoder, vocab, records, plan) -> Callable[[int], dict[str, torch.Tensor]]:
+    """L_SAE (eq. 2): answer one caption or question per image from the encoder's features."""
+
+    def loss(step: int) -> dict[str, torch.Tensor]:
+        rng, _ = _step_rng(plan, "sae", step)
+        batch = [records[i] for i in batch_indices(len(records), plan.sae.batch_size, step, plan.seed)]
+        packed = model.preprocess([r.rgb for r in batch])
+        feats = torch.split(model.features(packed).features_ND, [h * w for h, w in packed.grid_hw])
+        keys, key_mask = decoder.image_keys(list(feats), list(packed.grid_hw))
+        seqs = [encode_qa(vocab, *rng.choice(_qa_pairs(r.row)), decoder.config.max_text) for r in batch]
+        T = max(len(ids) for ids, _ in seqs)
+        ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
+        mask = torch.zeros(len(seqs), T, dtype=torch.long)
+        for i, (s_ids, s_mask) in enumerate(seqs):
+            ids[i, : len(s_ids)], mask[i, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
+        value = answer_loss(decoder(ids, keys, key_mask), ids, mask)
+        return {"loss": value, "answer_ce": value.detach()}
+
+    return loss
+
+
+def rvq_loss_fn(model, features, plan) -> Callable[[int], dict[str, torch.Tensor]]:
+    """L_quant = λc L_commit + λs (1 − cos(semantic_decoder(ẑ), z)) (eq. 5) on cached SAE features."""
+
+    def loss(step: int) -> dict[str, torch.Tensor]:
+        idx = batch_indices(len(features), plan.rvq.batch_size, step, plan.seed)
+        z = torch.cat([features[i] for i in idx])
+        out = model.quantize(z)
+        semantic = 1 - F.cosine_similarity(model.semantic_decoder(out.quantized_ND), z, dim=-1).mean()
+        total = out.commit_loss + plan.semantic_weight * semantic
+        usage = out.usage_L.mean()
+        return {"loss": total, "commit": out.commit_loss.detach(), "semantic": semantic.detach(), "usage": usage}
+
+    return loss
+
+
+def _crop(grid: tuple[int, int], max_tokens: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """A random token-aligned crop (top, left, h, w) of at most max_tokens per side."""
+    h, w = min(grid[0], max_tokens), min(grid[1], max_tokens)
+    return rng.randrange(grid[0] - h + 1), rng.randrange(grid[1] - w + 1), h, w
+
+
+def decoder_loss_fn(model, codes, pixels, plan) -> Callable[[int], dict[str, torch.Tensor]]:
+    """L_dec = λ1 (L1 + MSE) + λ2 (1 − SSIM) + λ3 (1 − cos(SAE(x̂), SAE(x))) (eq. 6) on random crops."""
+    px = model.config.token_px
+
+    def loss(step: int) -> dict[str, torch.Tensor]:
+        rng, _ = _step_rng(plan, "decoder", step)
+        q_parts, grids, targets = [], [], []
+        for i in batch_indices(len(codes), plan.decoder.batch_size, step, plan.seed):
+            image, grid = pixels[i]
+            top, left, h, w = _crop(grid, plan.crop_tokens, rng)
+            q = codes[i].reshape(grid[0], grid[1], -1)[top : top + h, left : left + w]
+            q_parts.append(q.reshape(h * w, -1))
+            grids.append((h, w))
+            targets.append(image[top * px : (top + h) * px, left * px : (left + w) * px])
+        preds = model.decode_pixels(torch.cat(q_parts), grids)
+        pairs = list(zip(preds, targets, strict=True))
+        l1 = torch.stack([F.l1_loss(p, t) for p, t in pairs]).mean()
+        mse = torch.stack([F.mse_loss(p, t) for p, t in pairs]).mean()
+        ssim_v = torch.stack(
+            [ssim(p.permute(2, 0, 1)[None], t.permute(2, 0, 1)[None], data_range=1.0) for p, t in pairs]
+        ).mean()
+        f_pred = model.features(pack_pixels(preds, model)).features_ND
+        with torch.no_grad():
+            f_true = model.features(pack_pixels(targets, model)).features_ND
+        align = 1 - F.cosine_similarity(f_pred, f_true, dim=-1).mean()
+        pixel = l1 + mse
+        total = plan.pixel_weight * pixel + plan.percep_weight * (1 - ssim_v) + plan.align_weight * align
+        return {"loss": total, "l1": l1.detach(), "mse": mse.detach(), "ssim": ssim_v.detach(), "align": align.detach()}
+
+    return loss
+
+
+def refiner_loss_fn(model, codes, pixels, decoded, plan) -> Callable[[int], dict[str, torch.Tensor]]:
+    """Flow matching of the residual between the decoder's image and the original, on aligned crops."""
+    px, n = model.config.token_px, plan.refiner_crop_tokens
+
+    def loss(step: int) -> dict[str, torch.Tensor]:
+        rng, gen = _step_rng(plan, "refiner", step)
+        idx = [i for i in batch_indices(len(codes), plan.refiner.batch_size * 2, step, plan.seed)]
+        idx = [i for i in idx if min(pixels[i][1]) >= n][: plan.refiner.batch_size] or idx[:1]
+        size = min(n, *(min(pixels[i][1]) for i in idx))
+        xs, ds, cs = [], [], []
+        for i in idx:
+            image, grid = pixels[i]
+            top, left, _, _ = _crop(grid, size, rng)
+            sl = (slice(top * px, (top + size) * px), slice(left * px, (left + size) * px))
+            xs.append(image[sl].permute(2, 0, 1) * 2 - 1)
+            ds.append(decoded[i][sl].permute(2, 0, 1) * 2 - 1)
+            q = codes[i].reshape(grid[0], grid[1], -1)[top : top + size, left : left + size]
+            cs.append(q.permute(2, 0, 1))
+        value = model.refiner.loss(torch.stack(xs), torch.stack(ds), torch.stack(cs), generator=gen)
+        return {"loss": value, "flow": value.detach()}
+
+    return loss
+
+
+# ---- the whole run ----------------------------------------------------------------------------
+
+
+def _freeze(*modules: torch.nn.Module) -> None:
+    for m in modules:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+
+
+def _unfreeze(*modules: torch.nn.Module) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(True)
+
+
+@torch.no_grad()
+def _decode_all(model: VisionTokenizer, codes: list[torch.Tensor], pixels: list) -> list[torch.Tensor]:
+    model.pixel_decoder.eval()
+    return [model.decode_pixels(q, [grid])[0].clamp(0, 1) for q, (_, grid) in zip(codes, pixels, strict=True)]
+
+
+def train_vision(
+    data: str | Path,
+    out: str | Path,
+    config: VisionTokenizerConfig,
+    plan: VisionTrainPlan,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> VisionTokenizer:
+    """Train all four stages on the images of `data`; writes `out/tokenizer` (save_pretrained) and metrics."""
+    out = ensure_dir(out)
+    if not resume and (out / "metrics.jsonl").exists():
+        raise BadInputFile(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
+    torch.manual_seed(plan.seed)
+    records = load_images(data)
+    if not any(_qa_pairs(r.row) for r in records):
+        raise BadInputFile(f"{data} has no captions or questions: the SAE stage needs a ShapesWorld manifest")
+    config.save(out)
+    write_json(out / "plan.json", dataclasses.asdict(plan))
+    model = VisionTokenizer(config)
+    vocab = WordVocab.build([t for r in records for pair in _qa_pairs(r.row) for t in pair])
+    vocab.save(out / "vocab.json")
+    answer = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=config.sae.out_dim))
+    modules = {"tokenizer": model, "answer_decoder": answer}
+    metrics = MetricsLog(out / "metrics.jsonl")
+    resuming = [resume]
+
+    def stage(name: str, trainable: list[torch.nn.Module], loss_fn) -> None:
+        log(f"[vision {name}] {getattr(plan, name).steps} steps")
+        run_stage(
+            name,
+            modules=modules,
+            trainable=trainable,
+            loss_fn=loss_fn,
+            plan=getattr(plan, name),
+            ckpt_dir=out / "ckpt" / name,
+            metrics=metrics,
+            resume=resuming[0],
+            checkpoint_every=plan.checkpoint_every,
+            progress=progress,
+        )
+        resuming[0] = True  # later stages look for their own checkpoints (none yet on a fresh run)
+
+    stage("sae", [model.encoder, answer], sae_loss_fn(model, answer, vocab, records, plan))
+    _freeze(model.encoder, answer)
+    features = cache_features(model, records)
+    stage("rvq", [model.quant_proj, model.rvq, model.semantic_decoder], rvq_loss_fn(model, features, plan))
+    _freeze(model.quant_proj, model.rvq, model.semantic_decoder)
+    codes = cache_codes(model, features)
+    pixels = [_pixels(r, model) for r in records]
+    stage("decoder", [model.pixel_decoder], decoder_loss_fn(model, codes, pixels, plan))
+    _freeze(model.pixel_decoder)
+    decoded = _decode_all(model, codes, pixels)
+    stage("refiner", [model.refiner], refiner_loss_fn(model, codes, pixels, decoded, plan))
+    model.eval()
+    _unfreeze(model)
+    model.save_pretrained(out / "tokenizer")
+    log(f"[vision] wrote {out / 'tokenizer'}")
+    return model

@@ -1,0 +1,111 @@
+"""VisionTokenizer: codes decode back exactly, codes files round-trip, bad codes and checkpoints are named."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from dina.data.shapes import make_example
+from dina.errors import BadCheckpoint, BadCodes, BadInputFile
+from dina.vision.config import vision_tiny
+from dina.vision.tokenizer import VisionCodes, VisionTokenizer
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = VisionTokenizer(vision_tiny())
+    m.rvq.train()
+    images = [make_example(0, "train", i)[1] for i in range(4)]
+    m.rvq(m.quant_proj(m.features(m.preprocess(images)).features_ND))  # initialize the codebooks from data
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return [make_example(0, "train", i)[1] for i in range(3)] + [np.full((1, 300, 3), 200, dtype=np.uint8)]
+
+
+def test_encode_gives_one_grid_per_image_at_28_px(model, images):
+    codes = model.encode(images)
+    assert len(codes.codes) == 4
+    for grid, size in zip(codes.codes, codes.sizes, strict=True):
+        assert grid.shape[2] == 8 and (grid.shape[0] * 28, grid.shape[1] * 28) == size
+        assert int(grid.min()) >= 0 and int(grid.max()) < 256
+    assert codes.original_sizes[3] == (1, 300)  # a 1:300 strip is resized within the rules, not refused
+
+
+def test_codes_decode_back_exactly(model, images):
+    packed = model.preprocess(images)
+    q_out = model.rvq(model.quant_proj(model.features(packed).features_ND))
+    codes = model.encode(images)
+    assert torch.equal(model.code_embeddings(codes), q_out.quantized_ND)
+    assert torch.equal(torch.cat([c.reshape(-1, 8) for c in codes.codes]), q_out.codes_NL)
+
+
+def test_decode_sizes_and_determinism(model, images):
+    codes = model.encode(images[:2])
+    a, b = model.decode(codes, seed=3), model.decode(codes, seed=3)
+    assert [x.shape for x in a] == [(*s, 3) for s in codes.sizes]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(x.dtype == np.uint8 for x in model.decode(codes, refine=False))
+
+
+def test_batched_encode_equals_one_by_one(model, images):
+    together = model.encode(images)
+    for i, image in enumerate(images):
+        assert torch.equal(model.encode([image]).codes[0], together.codes[i])
+
+
+def test_codes_file_round_trip(tmp_path, model, images):
+    codes = model.encode(images[:2])
+    codes.save(tmp_path / "c.safetensors")
+    back = VisionCodes.load(tmp_path / "c.safetensors")
+    assert back.sizes == codes.sizes and all(torch.equal(a, b) for a, b in zip(back.codes, codes.codes, strict=True))
+
+
+def test_bad_codes_are_refused(model, images):
+    codes = model.encode(images[:1])
+    grid = codes.codes[0]
+    bad = [
+        dataclasses.replace(codes, codes=(grid.clone().fill_(256),)),
+        dataclasses.replace(codes, codes=(grid[..., :7],)),
+        dataclasses.replace(codes, codes=(grid[:-1],)),
+        dataclasses.replace(codes, codes=(grid.float(),)),
+    ]
+    for c, match in zip(bad, ("must be in", r"\(h, w, 8\)", "does not match", "integers"), strict=True):
+        with pytest.raises(BadCodes, match=match):
+            model.decode(c)
+
+
+def test_codes_file_that_is_not_codes(tmp_path):
+    (tmp_path / "x.safetensors").write_bytes(b"garbage")
+    with pytest.raises(BadCodes):
+        VisionCodes.load(tmp_path / "x.safetensors")
+    with pytest.raises(BadInputFile):
+        VisionCodes.load(tmp_path / "missing.safetensors")
+
+
+def test_save_and_load_pretrained(tmp_path, model, images):
+    model.save_pretrained(tmp_path / "tok")
+    back = VisionTokenizer.from_pretrained(tmp_path / "tok")
+    assert all(torch.equal(a, b) for a, b in zip(back.encode(images).codes, model.encode(images).codes, strict=True))
+
+
+def test_mismatched_checkpoint_names_key_and_shapes(tmp_path, model):
+    model.save_pretrained(tmp_path / "tok")
+    path = tmp_path / "tok" / "model.safetensors"
+    state = load_file(str(path))
+    key = "tokenizer.pixel_decoder.post_quant.weight"
+    state[key] = torch.zeros(3, 3)
+    save_file(state, str(path))
+    with pytest.raises(BadCheckpoint, match=r"post_quant.weight.*\(3, 3\).*\(128, 64\)"):
+        VisionTokenizer.from_pretrained(tmp_path / "tok")
+    del state[key]
+    save_file(state, str(path))
+    with pytest.raises(BadCheckpoint, match="missing tensor"):
+        VisionTokenizer.from_pretrained(tmp_path / "tok")
+    with pytest.raises(BadInputFile):
+        VisionTokenizer.from_pretrained(tmp_path / "nowhere")

@@ -1,0 +1,82 @@
+"""dNaViT training: every stage lowers its loss, and an interrupted run resumes on the exact same curve."""
+
+import dataclasses
+import json
+
+import pytest
+
+import dina.training.loop as loop
+from dina.data.shapes import generate
+from dina.errors import BadInputFile
+from dina.training.loop import StagePlan
+from dina.vision.config import vision_tiny
+from dina.vision.train import STAGES, VisionTrainPlan, train_vision
+
+
+def _plan(steps: int) -> VisionTrainPlan:
+    sizes = {"sae": 8, "rvq": 8, "decoder": 4, "refiner": 4}
+    stages = {s: StagePlan(steps=steps, batch_size=sizes[s], lr=3e-3, warmup=2) for s in STAGES}
+    return VisionTrainPlan(**stages, checkpoint_every=3, crop_tokens=4, refiner_crop_tokens=2)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("shapes"), 16, seed=5)
+
+
+def _losses(out) -> dict[str, list[float]]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {s: [r["loss"] for r in rows if r["stage"] == s] for s in STAGES}
+
+
+def test_a_short_training_lowers_every_loss(tmp_path, data):
+    model = train_vision(data, tmp_path, vision_tiny(), _plan(16), progress=False, log=lambda _: None)
+    for stage, curve in _losses(tmp_path).items():
+        assert len(curve) == 16
+        assert sum(curve[-4:]) < sum(curve[:4]), f"{stage} did not learn: {curve}"
+    assert (tmp_path / "tokenizer" / "model.safetensors").exists()
+    assert model.encode([__import__("numpy").zeros((56, 56, 3), dtype="uint8")]).codes[0].shape == (2, 2, 8)
+
+
+def test_resume_continues_the_exact_same_curve(tmp_path, data, monkeypatch):
+    plan = _plan(5)
+    train_vision(data, tmp_path / "a", vision_tiny(), plan, progress=False, log=lambda _: None)
+
+    real_run_stage = loop.run_stage
+
+    def crash_in_decoder(name, **kwargs):
+        if name == "decoder":
+            inner = kwargs["loss_fn"]
+
+            def loss_fn(step):
+                if step == 4:
+                    raise KeyboardInterrupt
+                return inner(step)
+
+            kwargs = {**kwargs, "loss_fn": loss_fn}
+        return real_run_stage(name, **kwargs)
+
+    import dina.vision.train as train_module
+
+    monkeypatch.setattr(train_module, "run_stage", crash_in_decoder)
+    with pytest.raises(KeyboardInterrupt):
+        train_vision(data, tmp_path / "b", vision_tiny(), plan, progress=False, log=lambda _: None)
+    monkeypatch.setattr(train_module, "run_stage", real_run_stage)
+    with pytest.raises(BadInputFile, match="--resume"):
+        train_vision(data, tmp_path / "b", vision_tiny(), plan, progress=False, log=lambda _: None)
+    train_vision(data, tmp_path / "b", vision_tiny(), plan, resume=True, progress=False, log=lambda _: None)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_data_without_captions_is_refused(tmp_path):
+    from dina.io.images import save_png
+
+    save_png(tmp_path / "imgs" / "a.png", __import__("numpy").zeros((56, 56, 3), dtype="uint8"))
+    with pytest.raises(BadInputFile, match="no captions"):
+        train_vision(tmp_path / "imgs", tmp_path / "out", vision_tiny(), _plan(2), progress=False, log=print)
+
+
+def test_plan_scaling_keeps_every_stage():
+    plan = VisionTrainPlan().scaled(0.1)
+    assert all(getattr(plan, s).steps == max(2, round(getattr(VisionTrainPlan(), s).steps * 0.1)) for s in STAGES)
+    assert dataclasses.replace(plan, seed=3).seed == 3
