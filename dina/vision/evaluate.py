@@ -24,15 +24,12 @@ import torch.nn.functional as F
 from dina.data.shapes import Scene, parse_image
 from dina.metrics.image import from_uint8, high_frequency_energy, psnr, ssim
 from dina.vision.data import ImageRecord, load_images
-from dina.vision.preprocess import denormalize, to_uint8, unpatchify
+from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import VisionCodes, VisionTokenizer
 
 
 def _resized(model: VisionTokenizer, rgb: np.ndarray) -> np.ndarray:
-    p = model.config.preprocess
-    packed = model.preprocess([rgb])
-    image = unpatchify(packed.patches_NP, packed.grid_hw, patch_size=p.patch_size, merge=p.merge)[0]
-    return to_uint8(denormalize(image, p.mean, p.std))
+    return to_uint8(model.resized(rgb)[0])
 
 
 def _quality(originals: list[np.ndarray], recons: list[np.ndarray]) -> dict[str, float]:

@@ -130,6 +130,13 @@ class VisionTokenizer(nn.Module):
     def preprocess(self, images: list[np.ndarray]) -> PackedImages:
         return preprocess_images(images, self.config.preprocess)
 
+    def resized(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The image as the tokenizer sees it: (H, W, 3) float in [0, 1] at 28-px multiples, and its token grid."""
+        p = self.config.preprocess
+        packed = self.preprocess([rgb])
+        image = unpatchify(packed.patches_NP, packed.grid_hw, patch_size=p.patch_size, merge=p.merge)[0]
+        return denormalize(image, p.mean, p.std).clamp(0, 1), packed.grid_hw[0]
+
     def features(self, packed: PackedImages) -> EncoderOutput:
         return self.encoder(packed)
 

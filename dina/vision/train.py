@@ -114,14 +114,7 @@ def pack_pixels(images: list[torch.Tensor], model: VisionTokenizer) -> PackedIma
 
 
 def _pixels(record: ImageRecord, model: VisionTokenizer) -> tuple[torch.Tensor, tuple[int, int]]:
-    """The image as the tokenizer sees it: resized (H, W, 3) float in [0, 1], and its token grid."""
-    packed = model.preprocess([record.rgb])
-    p = model.config.preprocess
-    h, w = packed.grid_hw[0]
-    from dina.vision.preprocess import denormalize, unpatchify
-
-    image = denormalize(unpatchify(packed.patches_NP, packed.grid_hw, patch_size=p.patch_size, merge=p.merge)[0])
-    return image.clamp(0, 1), (h, w)
+    return model.resized(record.rgb)
 
 
 @torch.no_grad()
