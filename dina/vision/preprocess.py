@@ -227,12 +227,33 @@ def resize_image(image_HW3: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image_HW3).resize((size[1], size[0]), Image.Resampling.BICUBIC))
 
 
+def pack_pixels(
+    pixels: Sequence[torch.Tensor],
+    cfg: PreprocessConfig,
+    original_sizes: Sequence[tuple[int, int]] | None = None,
+) -> PackedImages:
+    """(H, W, 3) float images in [0, 1], already at 28-px multiples -> PackedImages (differentiable)."""
+    parts = [patchify(normalize(x, cfg.mean, cfg.std), patch_size=cfg.patch_size, merge=cfg.merge) for x in pixels]
+    sizes = tuple((int(x.shape[0]), int(x.shape[1])) for x in pixels)
+    grids = tuple((h // cfg.token_px, w // cfg.token_px) for h, w in sizes)
+    return PackedImages(
+        patches_NP=torch.cat(parts),
+        grid_hw=grids,
+        sizes=sizes,
+        original_sizes=tuple(original_sizes) if original_sizes is not None else sizes,
+        cu_patches=_cumulative([th * tw * cfg.merge**2 for th, tw in grids]),
+        cu_tokens=_cumulative([th * tw for th, tw in grids]),
+        patch_size=cfg.patch_size,
+        merge=cfg.merge,
+    )
+
+
 def preprocess_images(images: Sequence[np.ndarray], cfg: PreprocessConfig | None = None) -> PackedImages:
     """Resize, normalize and patchify (H, W, 3) uint8 RGB images into one `PackedImages`."""
     cfg = cfg or PreprocessConfig()
     if len(images) == 0:
         raise BadArgument("preprocess_images needs at least one image")
-    parts, grids, sizes, originals = [], [], [], []
+    pixels, originals = [], []
     for i, image in enumerate(images):
         _check_image(i, image)
         size = smart_resize(
@@ -243,18 +264,6 @@ def preprocess_images(images: Sequence[np.ndarray], cfg: PreprocessConfig | None
             max_pixels=cfg.max_pixels,
             max_aspect=cfg.max_aspect,
         )
-        pixels = torch.from_numpy(resize_image(image, size).astype(np.float32) / 255.0)
-        parts.append(patchify(normalize(pixels, cfg.mean, cfg.std), patch_size=cfg.patch_size, merge=cfg.merge))
-        grids.append((size[0] // cfg.token_px, size[1] // cfg.token_px))
-        sizes.append(size)
+        pixels.append(torch.from_numpy(resize_image(image, size).astype(np.float32) / 255.0))
         originals.append((int(image.shape[0]), int(image.shape[1])))
-    return PackedImages(
-        patches_NP=torch.cat(parts),
-        grid_hw=tuple(grids),
-        sizes=tuple(sizes),
-        original_sizes=tuple(originals),
-        cu_patches=_cumulative([th * tw * cfg.merge**2 for th, tw in grids]),
-        cu_tokens=_cumulative([th * tw for th, tw in grids]),
-        patch_size=cfg.patch_size,
-        merge=cfg.merge,
-    )
+    return pack_pixels(pixels, cfg, originals)

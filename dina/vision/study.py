@@ -35,7 +35,7 @@ from dina.vision.encoder import SemanticEncoder
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import QuantProjection, SemanticDecoder, VisionTokenizer
-from dina.vision.train import _crop, _pixels, cache_features
+from dina.vision.train import _crop, cache_features
 
 
 def _train(params, loss_fn, plan: StagePlan) -> list[float]:
@@ -97,7 +97,7 @@ def random_encoder(model: VisionTokenizer, train_recs, val_recs, steps: int, see
         probe = VisionTokenizer(c)
         probe.encoder = encoder
         feats, val_feats = cache_features(probe, train_recs), cache_features(probe, val_recs)
-        pixels = [_pixels(r, probe) for r in train_recs]
+        pixels = [probe.resized(r.rgb) for r in train_recs]
         torch.manual_seed(seed)
         dec = PixelDecoder(dataclasses.replace(c.decoder, code_dim=c.sae.out_dim))
         rng = random.Random(seed)
@@ -119,7 +119,7 @@ def random_encoder(model: VisionTokenizer, train_recs, val_recs, steps: int, see
         ps, ss = [], []
         with torch.no_grad():
             for rec, f in zip(val_recs, val_feats, strict=True):
-                image, grid = _pixels(rec, probe)
+                image, grid = probe.resized(rec.rgb)
                 pred = probe.decode_pixels(f, [grid])[0]
                 a, b = from_uint8(to_uint8(image)), from_uint8(to_uint8(pred))
                 ps.append(float(psnr(a, b, 255.0)[0]))

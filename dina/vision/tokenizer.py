@@ -106,7 +106,7 @@ class VisionCodes:
             originals = [tuple(s) for s in json.loads(meta.get("original_sizes", meta["sizes"]))]
         except (SafetensorError, OSError, KeyError, ValueError) as e:
             raise BadCodes(f"{path} is not a dina vision codes file: {e}") from e
-        if sorted(tensors) != [f"codes.{i}" for i in range(len(sizes))] and len(tensors) != len(sizes):
+        if set(tensors) != {f"codes.{i}" for i in range(len(sizes))}:
             raise BadCodes(f"{path}: {len(tensors)} code grids for {len(sizes)} sizes")
         codes = tuple(tensors[f"codes.{i}"] for i in range(len(sizes)))
         return cls(codes=codes, sizes=tuple(sizes), original_sizes=tuple(originals))  # type: ignore[arg-type]

@@ -42,7 +42,7 @@ from dina.training.loop import StagePlan, run_stage
 from dina.training.metrics import MetricsLog
 from dina.vision.config import VisionTokenizerConfig
 from dina.vision.data import ImageRecord, batch_indices, load_images
-from dina.vision.preprocess import PackedImages, normalize, patchify
+from dina.vision.preprocess import pack_pixels
 from dina.vision.sae_objective import (
     PAD,
     AnswerDecoder,
@@ -91,30 +91,7 @@ def _step_rng(plan: VisionTrainPlan, stage: str, step: int) -> tuple[random.Rand
     return random.Random(state), torch.Generator().manual_seed(state)
 
 
-def pack_pixels(images: list[torch.Tensor], model: VisionTokenizer) -> PackedImages:
-    """(H, W, 3) float images in [0, 1] (multiples of 28 px, already sized) -> PackedImages, differentiably."""
-    p = model.config.preprocess
-    parts = [patchify(normalize(x, p.mean, p.std), patch_size=p.patch_size, merge=p.merge) for x in images]
-    grids = tuple((x.shape[0] // p.token_px, x.shape[1] // p.token_px) for x in images)
-    sizes = tuple((int(x.shape[0]), int(x.shape[1])) for x in images)
-    cum = lambda counts: torch.tensor([0, *np.cumsum(counts).tolist()], dtype=torch.int32)  # noqa: E731
-    return PackedImages(
-        patches_NP=torch.cat(parts),
-        grid_hw=grids,
-        sizes=sizes,
-        original_sizes=sizes,
-        cu_patches=cum([h * w * p.merge**2 for h, w in grids]),
-        cu_tokens=cum([h * w for h, w in grids]),
-        patch_size=p.patch_size,
-        merge=p.merge,
-    )
-
-
 # ---- caches of frozen stages ------------------------------------------------------------------
-
-
-def _pixels(record: ImageRecord, model: VisionTokenizer) -> tuple[torch.Tensor, tuple[int, int]]:
-    return model.resized(record.rgb)
 
 
 @torch.no_grad()
@@ -210,9 +187,9 @@ def decoder_loss_fn(model, codes, pixels, plan) -> Callable[[int], dict[str, tor
         ssim_v = torch.stack(
             [ssim(p.permute(2, 0, 1)[None], t.permute(2, 0, 1)[None], data_range=1.0) for p, t in pairs]
         ).mean()
-        f_pred = model.features(pack_pixels(preds, model)).features_ND
+        f_pred = model.features(pack_pixels(preds, model.config.preprocess)).features_ND
         with torch.no_grad():
-            f_true = model.features(pack_pixels(targets, model)).features_ND
+            f_true = model.features(pack_pixels(targets, model.config.preprocess)).features_ND
         align = 1 - F.cosine_similarity(f_pred, f_true, dim=-1).mean()
         pixel = l1 + mse
         total = plan.pixel_weight * pixel + plan.percep_weight * (1 - ssim_v) + plan.align_weight * align
@@ -317,7 +294,7 @@ def train_vision(
     stage("rvq", [model.quant_proj, model.rvq, model.semantic_decoder], rvq_loss_fn(model, features, plan))
     _freeze(model.quant_proj, model.rvq, model.semantic_decoder)
     codes = cache_codes(model, features)
-    pixels = [_pixels(r, model) for r in records]
+    pixels = [model.resized(r.rgb) for r in records]
     stage("decoder", [model.pixel_decoder], decoder_loss_fn(model, codes, pixels, plan))
     _freeze(model.pixel_decoder)
     decoded = _decode_all(model, codes, pixels)
