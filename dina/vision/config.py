@@ -54,13 +54,14 @@ class VisionTokenizerConfig(ConfigBase):
 
 
 def vision_tiny() -> VisionTokenizerConfig:
-    """~4M parameters in all: SAE 128 × 4, 8 × 256 codes of dim 64, decoder 128 × 4, a small U-Net refiner."""
+    """~5M parameters in all: SAE 128 × 4, 8 × 1024 codes of dim 128, decoder 128 × 4 with the
+    linear shortcut (`dina.vision.pixel_decoder`), a small U-Net refiner."""
     return VisionTokenizerConfig(
         preprocess=PreprocessConfig(min_pixels=56 * 56, max_pixels=448 * 448),
         sae=sae_tiny(),
-        rvq=RVQConfig(dim=64, codebook_sizes=(256,) * 8, decay=0.99, dead_threshold=0.5),
-        decoder=PixelDecoderConfig(code_dim=64, dim=128, depth=4, heads=4, mlp_dim=352),
-        refiner=RefinerConfig(channels=32, channel_mults=(1, 2), cond_dim=64, steps=8),
+        rvq=RVQConfig(dim=128, codebook_sizes=(1024,) * 8, decay=0.99, dead_threshold=0.5),
+        decoder=PixelDecoderConfig(code_dim=128, dim=128, depth=4, heads=4, mlp_dim=352, shortcut=True),
+        refiner=RefinerConfig(channels=32, channel_mults=(1, 2), cond_dim=128, steps=8),
         semantic_decoder_dim=256,
     )
 

@@ -64,13 +64,20 @@ def _codebook_stats(model: VisionTokenizer, codes: VisionCodes) -> dict[str, lis
 
 
 @torch.no_grad()
-def _feature_cosine(model: VisionTokenizer, records: list[ImageRecord], batch: int) -> float:
-    sims = []
+def _feature_cosine(model: VisionTokenizer, records: list[ImageRecord], batch: int) -> dict[str, float]:
+    """Cosine of SAE features and the semantic decoder's reconstruction from the codes: raw, and
+    standardized per channel (the space of the training loss, without the shared component)."""
+    raw, std = [], []
+    proj = model.quant_proj
     for i in range(0, len(records), batch):
         z = model.features(model.preprocess([r.rgb for r in records[i : i + batch]])).features_ND
-        q = model.rvq.decode(model.rvq.encode(model.quant_proj(z)))
-        sims.append(F.cosine_similarity(model.semantic_decoder(q), z, dim=-1))
-    return float(torch.cat(sims).mean())
+        z_hat = model.semantic_decoder(model.rvq.decode(model.rvq.encode(proj(z))))
+        std.append(F.cosine_similarity(z_hat, proj.standardize(z), dim=-1))
+        raw.append(F.cosine_similarity(z_hat * proj.std + proj.mean, z, dim=-1))
+    return {
+        "feature_cosine": float(torch.cat(raw).mean()),
+        "feature_cosine_standardized": float(torch.cat(std).mean()),
+    }
 
 
 def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | None = None, batch: int = 16) -> dict:
@@ -99,7 +106,7 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
         "refine": _quality(originals, refined),
         "refine_temperature_0": _quality(originals, refined_t0),
         "original_high_frequency_energy": _quality(originals, originals)["high_frequency_energy"],
-        "feature_cosine": _feature_cosine(model, records, batch),
+        **_feature_cosine(model, records, batch),
         **_codebook_stats(model, all_codes),
         "tokens_per_image": float(np.mean(tokens)),
         "compression_ratio": float(np.mean([o.size * 8 / (t * bits) for o, t in zip(originals, tokens, strict=True)])),

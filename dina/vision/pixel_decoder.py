@@ -8,8 +8,17 @@ Summed code embeddings, one per 28-px token, back to pixels at native resolution
       attention within each image--> RMSNorm --head: Linear–GELU–Linear--> (4T, 3·14·14)
   patches, CLIP-normalized, un-patchified and de-normalized by the caller.
 
-Departure from the release: the release generates RoPE positions in raster order although its
-tokens are in merge-block order (its quirk (a)); we give every patch its true (row, col).
+Departures from the release:
+- the release generates RoPE positions in raster order although its tokens are in merge-block
+  order (its quirk (a)); we give every patch its true (row, col);
+- `shortcut` (ours, on in the tiny preset, off in `longcat_next` so the release's keys load):
+  a zero-initialized Linear from each token's code embedding straight to its four patches, added
+  to the head's output. Why, measured on ShapesWorld with ideal inputs (PCA-128 coefficients of
+  each 28-px token, whose *linear* inverse gives 31.8 dB and the judge's exact scene on 95% of
+  images), 700 CPU steps: the release's path alone reached 25.0 dB / 8% (its RMSNorms on the
+  code projection discard each token's magnitude, and a ViT learns the near-linear part of the
+  map slowly); with the shortcut added, 31.6 dB / 90%. The ViT then learns what a per-token linear
+  map cannot (edges across tokens, sharpening).
 
 The training objective L_dec = λ1 L_pixel + λ2 L_percep + λ3 L_align (eq. 6) lives in
 `dina.vision.losses`.
@@ -42,6 +51,7 @@ class PixelDecoderConfig:
     heads: int
     mlp_dim: int
     head_dim: int = 0  # hidden width of the pixel head; 0 = 2·dim
+    shortcut: bool = False  # a linear path from each code embedding to its patches (see the module doc)
     patch_size: int = 14
     merge: int = 2
     norm_eps: float = 1e-6
@@ -77,13 +87,14 @@ class PixelDecoder(nn.Module):
         hidden = cfg.head_dim or 2 * d
         self.head_fc1 = nn.Linear(d, hidden)
         self.head_fc2 = nn.Linear(hidden, cfg.patch_dim)
+        self.shortcut = nn.Linear(cfg.code_dim, m2 * cfg.patch_dim) if cfg.shortcut else None
         self.init_weights()
 
     @torch.no_grad()
     def init_weights(self, std: float = 0.02) -> None:
         """Linear weights ~ N(0, std) truncated at 2σ with zero biases; norm gains 1; the ViT as in
-        `ViTStack.init_weights`; the last head layer starts at zero so the first output is the
-        mean image (0 in CLIP-normalized space) and early training is stable."""
+        `ViTStack.init_weights`; the last head layer and the shortcut start at zero so the first
+        output is the mean image (0 in CLIP-normalized space) and early training is stable."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
@@ -93,6 +104,8 @@ class PixelDecoder(nn.Module):
                 nn.init.ones_(module.weight)
         self.vit.init_weights(std)
         nn.init.zeros_(self.head_fc2.weight)
+        if self.shortcut is not None:
+            nn.init.zeros_(self.shortcut.weight)
 
     def forward(self, codes_TC: torch.Tensor, grid_hw: Sequence[tuple[int, int]]) -> torch.Tensor:
         """(T, C) summed code embeddings of images with token grids `grid_hw` -> (4T, P) patches."""
@@ -104,4 +117,7 @@ class PixelDecoder(nn.Module):
         cu = torch.tensor([0, *torch.tensor(counts).cumsum(0).tolist()], dtype=torch.int32)
         pos = patch_positions(grid_hw, merge=self.cfg.merge)
         x_ND = self.vit(x_ND, cu, pos)
-        return self.head_fc2(F.gelu(self.head_fc1(self.norm_out(x_ND))))
+        out_NP = self.head_fc2(F.gelu(self.head_fc1(self.norm_out(x_ND))))
+        if self.shortcut is not None:
+            out_NP = out_NP + self.shortcut(codes_TC).reshape(-1, self.cfg.patch_dim)
+        return out_NP

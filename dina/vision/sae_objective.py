@@ -11,6 +11,15 @@ which are relative), so the decoder adds a 2-D sinusoidal code of each token's n
 (row, col) to its keys: the SAE is free to encode *what* is where relative to its
 neighbours, and the decoder reads *where* from the grid, as an LLM reads it from raster order.
 
+Generative sufficiency (eq. 1, second property; Sec. 2.2.4 "intrinsic information recovery").
+The report's SAE is a large ViT pre-trained on billions of tokens whose residual stream keeps
+the pixels (eq. 7). Our tiny SAE, trained on 2,000 captioned images, does not: trained on
+eq. 2 alone its features collapse and a decoder reconstructs worse from them than from a random
+encoder (measured by `dina vision study random-encoder`). `PixelProbe` stands in for what
+scale provides: a *linear* map from each token's feature to its 28×28 pixels, trained with
+the SAE, so that the pixels stay linearly present in z_p next to the semantics. Departure
+(ours), weighted by `VisionTrainPlan.sae_pixel_weight` (0 turns it off).
+
 Legend: B examples, S image tokens (padded per batch), T text tokens, D width, V vocabulary.
 """
 
@@ -77,6 +86,19 @@ class AnswerDecoderConfig:
     def __post_init__(self) -> None:
         if self.dim % self.heads or self.dim % 4:
             raise BadConfig("answer decoder dim must divide by heads and by 4")
+
+
+class PixelProbe(nn.Module):
+    """Linear probe: one SAE feature (F) -> its token's pixels in merge-block patch order (merge²·P)."""
+
+    def __init__(self, feature_dim: int, token_values: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(feature_dim, token_values)
+
+    def loss(self, features_TF: torch.Tensor, patches_NP: torch.Tensor) -> torch.Tensor:
+        """Mean squared error against the CLIP-normalized patches (N = T·merge² rows, merge-block order)."""
+        target = patches_NP.reshape(features_TF.shape[0], -1)
+        return F.mse_loss(self.proj(features_TF), target)
 
 
 def grid_position_code(grid_hw: tuple[int, int], dim: int) -> torch.Tensor:

@@ -39,20 +39,42 @@ from dina.vision.refiner import FlowRefiner
 
 
 class QuantProjection(nn.Module):
-    """f_proj of eq. 3 (release `quant_conv`): LayerNorm -> Linear -> GELU -> Linear to the code dim."""
+    """f_proj of eq. 3 (release `quant_conv`): standardize -> LayerNorm -> Linear -> GELU -> Linear.
+
+    `mean`/`std` are per-channel statistics of the frozen SAE's features, set once from the
+    training images before the RVQ stage (`set_statistics`); they also define the space in which
+    the semantic loss compares features (`standardize`). Departure (ours): the report does not
+    say how features are scaled. SAE features share a large common component (every token's
+    cosine to every other is close to 1), so an unstandardized cosine loss is satisfied by that
+    component alone and leaves the image-specific part unsupervised; standardizing removes it.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, in_dim: int, code_dim: int) -> None:
         super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
         self.norm = nn.LayerNorm(in_dim)
         self.fc1 = nn.Linear(in_dim, in_dim)
         self.fc2 = nn.Linear(in_dim, code_dim)
 
+    @torch.no_grad()
+    def set_statistics(self, z_TF: torch.Tensor, eps: float = 1e-6) -> None:
+        """Per-channel mean and std of SAE features (T, F); std floored at `eps`."""
+        self.mean.copy_(z_TF.mean(0))
+        self.std.copy_(z_TF.std(0).clamp_min(eps))
+
+    def standardize(self, z_TF: torch.Tensor) -> torch.Tensor:
+        return (z_TF - self.mean) / self.std
+
     def forward(self, z_TF: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(self.norm(z_TF))))
+        return self.fc2(F.gelu(self.fc1(self.norm(self.standardize(z_TF)))))
 
 
 class SemanticDecoder(nn.Module):
-    """The lightweight decoder of Sec. 2.2.3 that reconstructs SAE features from quantized codes."""
+    """The lightweight decoder of Sec. 2.2.3: quantized codes -> SAE features, standardized (`QuantProjection`)."""
 
     def __init__(self, code_dim: int, hidden: int, out_dim: int) -> None:
         super().__init__()

@@ -1,9 +1,13 @@
 """Training dNaViT in the report's stages (Sec. 4.1.1): SAE -> RVQ -> pixel decoder -> refiner.
 
 1. `sae`: the encoder learns the multi-aspect alignment objective (eq. 2) by answering
-   captions and VQA through a small text decoder (`dina.vision.sae_objective`).
+   captions and VQA through a small text decoder (`dina.vision.sae_objective`), plus a linear
+   pixel probe standing in for the pixel content a pre-trained SAE keeps (ours; see there),
+   from a patch embedding started at the patches' principal directions
+   (`SemanticEncoder.init_patch_embed_pca`, ours).
 2. `rvq`: encoder frozen; the projection, EMA codebooks and semantic decoder train on
-   L_quant = λc L_commit + λs L_semantic (eq. 5), L_semantic = 1 − cos(ẑ, z).
+   L_quant = λc L_commit + λs L_semantic (eq. 5), L_semantic = 1 − cos(ẑ, z), z standardized
+   per channel with statistics of the training features (`QuantProjection`).
 3. `decoder`: encoder and codebooks frozen; the pixel decoder trains on
    L_dec = λ1 L_pixel + λ2 L_percep + λ3 L_align (eq. 6). No pretrained perceptual network
    can be downloaded, so L_percep is 1 − SSIM (structure and contrast at 11-px scale) and
@@ -47,6 +51,7 @@ from dina.vision.sae_objective import (
     PAD,
     AnswerDecoder,
     AnswerDecoderConfig,
+    PixelProbe,
     WordVocab,
     answer_loss,
     encode_qa,
@@ -61,16 +66,19 @@ CAPTION_QUESTION = "describe the image."
 class VisionTrainPlan:
     """Steps, batch sizes and loss weights of the four stages."""
 
-    sae: StagePlan = field(default_factory=lambda: StagePlan(steps=500, batch_size=16, lr=1e-3))
+    sae: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=16, lr=1e-3))
     rvq: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=32, lr=1e-3))
-    decoder: StagePlan = field(default_factory=lambda: StagePlan(steps=900, batch_size=12, lr=1e-3))
+    decoder: StagePlan = field(default_factory=lambda: StagePlan(steps=1200, batch_size=12, lr=1e-3))
     refiner: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=8, lr=1e-3))
     seed: int = 0
+    sae_pca_init: bool = True  # start the SAE's patch embedding from the patches' principal directions
+    sae_pixel_weight: float = 4.0  # the SAE's linear pixel probe (`dina.vision.sae_objective`); 0 = eq. 2 alone
     semantic_weight: float = 1.0
     pixel_weight: float = 1.0
     percep_weight: float = 0.2
     align_weight: float = 0.1
     crop_tokens: int = 8
+    align_crops: int = 4  # L_align runs the frozen SAE on this many crops of each batch (it dominates the step time)
     refiner_crop_tokens: int = 4
     checkpoint_every: int = 100
 
@@ -124,14 +132,16 @@ def _qa_pairs(row: dict | None) -> list[tuple[str, str]]:
     return pairs + [(q["question"], str(q["answer"])) for q in row.get("qa", [])]
 
 
-def sae_loss_fn(model, decoder, vocab, records, plan) -> Callable[[int], dict[str, torch.Tensor]]:
-    """L_SAE (eq. 2): answer one caption or question per image from the encoder's features."""
+def sae_loss_fn(model, decoder, probe, vocab, records, plan) -> Callable[[int], dict[str, torch.Tensor]]:
+    """L_SAE (eq. 2): answer one caption or question per image from the encoder's features,
+    plus `sae_pixel_weight` × the linear pixel probe's error (generative sufficiency, eq. 1)."""
 
     def loss(step: int) -> dict[str, torch.Tensor]:
         rng, _ = _step_rng(plan, "sae", step)
         batch = [records[i] for i in batch_indices(len(records), plan.sae.batch_size, step, plan.seed)]
         packed = model.preprocess([r.rgb for r in batch])
-        feats = torch.split(model.features(packed).features_ND, [h * w for h, w in packed.grid_hw])
+        z = model.features(packed).features_ND
+        feats = torch.split(z, [h * w for h, w in packed.grid_hw])
         keys, key_mask = decoder.image_keys(list(feats), list(packed.grid_hw))
         seqs = [encode_qa(vocab, *rng.choice(_qa_pairs(r.row)), decoder.config.max_text) for r in batch]
         T = max(len(ids) for ids, _ in seqs)
@@ -139,20 +149,24 @@ def sae_loss_fn(model, decoder, vocab, records, plan) -> Callable[[int], dict[st
         mask = torch.zeros(len(seqs), T, dtype=torch.long)
         for i, (s_ids, s_mask) in enumerate(seqs):
             ids[i, : len(s_ids)], mask[i, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
-        value = answer_loss(decoder(ids, keys, key_mask), ids, mask)
-        return {"loss": value, "answer_ce": value.detach()}
+        ce = answer_loss(decoder(ids, keys, key_mask), ids, mask)
+        pixel = probe.loss(z, packed.patches_NP)
+        total = ce + plan.sae_pixel_weight * pixel
+        return {"loss": total, "answer_ce": ce.detach(), "pixel_probe": pixel.detach()}
 
     return loss
 
 
 def rvq_loss_fn(model, features, plan) -> Callable[[int], dict[str, torch.Tensor]]:
-    """L_quant = λc L_commit + λs (1 − cos(semantic_decoder(ẑ), z)) (eq. 5) on cached SAE features."""
+    """L_quant = λc L_commit + λs (1 − cos(semantic_decoder(ẑ), z)) (eq. 5) on cached SAE features,
+    z standardized per channel (`QuantProjection`)."""
 
     def loss(step: int) -> dict[str, torch.Tensor]:
         idx = batch_indices(len(features), plan.rvq.batch_size, step, plan.seed)
         z = torch.cat([features[i] for i in idx])
         out = model.quantize(z)
-        semantic = 1 - F.cosine_similarity(model.semantic_decoder(out.quantized_ND), z, dim=-1).mean()
+        target = model.quant_proj.standardize(z)
+        semantic = 1 - F.cosine_similarity(model.semantic_decoder(out.quantized_ND), target, dim=-1).mean()
         total = out.commit_loss + plan.semantic_weight * semantic
         usage = out.usage_L.mean()
         return {"loss": total, "commit": out.commit_loss.detach(), "semantic": semantic.detach(), "usage": usage}
@@ -167,7 +181,8 @@ def _crop(grid: tuple[int, int], max_tokens: int, rng: random.Random) -> tuple[i
 
 
 def decoder_loss_fn(model, codes, pixels, plan) -> Callable[[int], dict[str, torch.Tensor]]:
-    """L_dec = λ1 (L1 + MSE) + λ2 (1 − SSIM) + λ3 (1 − cos(SAE(x̂), SAE(x))) (eq. 6) on random crops."""
+    """L_dec = λ1 (L1 + MSE) + λ2 (1 − SSIM) + λ3 (1 − cos(SAE(x̂), SAE(x))) (eq. 6) on random crops;
+    L_align on the first `align_crops` crops of the batch (the crops are in random order)."""
     px = model.config.token_px
 
     def loss(step: int) -> dict[str, torch.Tensor]:
@@ -187,9 +202,10 @@ def decoder_loss_fn(model, codes, pixels, plan) -> Callable[[int], dict[str, tor
         ssim_v = torch.stack(
             [ssim(p.permute(2, 0, 1)[None], t.permute(2, 0, 1)[None], data_range=1.0) for p, t in pairs]
         ).mean()
-        f_pred = model.features(pack_pixels(preds, model.config.preprocess)).features_ND
+        k = plan.align_crops
+        f_pred = model.features(pack_pixels(preds[:k], model.config.preprocess)).features_ND
         with torch.no_grad():
-            f_true = model.features(pack_pixels(targets, model.config.preprocess)).features_ND
+            f_true = model.features(pack_pixels(targets[:k], model.config.preprocess)).features_ND
         align = 1 - F.cosine_similarity(f_pred, f_true, dim=-1).mean()
         pixel = l1 + mse
         total = plan.pixel_weight * pixel + plan.percep_weight * (1 - ssim_v) + plan.align_weight * align
@@ -268,7 +284,8 @@ def train_vision(
     vocab = WordVocab.build([t for r in records for pair in _qa_pairs(r.row) for t in pair])
     vocab.save(out / "vocab.json")
     answer = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=config.sae.out_dim))
-    modules = {"tokenizer": model, "answer_decoder": answer}
+    probe = PixelProbe(config.sae.out_dim, config.sae.merge**2 * config.sae.patch_dim)
+    modules = {"tokenizer": model, "answer_decoder": answer, "pixel_probe": probe}
     metrics = MetricsLog(out / "metrics.jsonl")
     resuming = [resume]
 
@@ -288,9 +305,13 @@ def train_vision(
         )
         resuming[0] = True  # later stages look for their own checkpoints (none yet on a fresh run)
 
-    stage("sae", [model.encoder, answer], sae_loss_fn(model, answer, vocab, records, plan))
-    _freeze(model.encoder, answer)
+    if plan.sae_pca_init:  # before the first step; a resumed run overwrites it from its checkpoint
+        sample = [records[i].rgb for i in range(0, len(records), max(1, len(records) // 256))]
+        model.encoder.init_patch_embed_pca(model.preprocess(sample).patches_NP)
+    stage("sae", [model.encoder, answer, probe], sae_loss_fn(model, answer, probe, vocab, records, plan))
+    _freeze(model.encoder, answer, probe)
     features = cache_features(model, records)
+    model.quant_proj.set_statistics(torch.cat(features))
     stage("rvq", [model.quant_proj, model.rvq, model.semantic_decoder], rvq_loss_fn(model, features, plan))
     _freeze(model.quant_proj, model.rvq, model.semantic_decoder)
     codes = cache_codes(model, features)

@@ -76,7 +76,7 @@ def test_bad_inputs(tmp_path, tokenizer, capsys):
         capsys,
         "does not exist",
     )
-    bad = VisionCodes(codes=(torch.full((2, 2, 8), 999),), sizes=((56, 56),), original_sizes=((56, 56),))
+    bad = VisionCodes(codes=(torch.full((2, 2, 8), 5000),), sizes=((56, 56),), original_sizes=((56, 56),))
     bad.save(tmp_path / "bad.safetensors")
     _fails(
         ["vision", "decode", tmp_path / "bad.safetensors", "--tokenizer", tokenizer, "--out", tmp_path / "o"],

@@ -100,3 +100,20 @@ def test_presets_and_checks() -> None:
     bad = PackedImages(**{**packed.__dict__, "patches_NP": packed.patches_NP[:, :100]})
     with pytest.raises(BadArgument):
         _encoder()(bad)
+
+
+def test_pca_start_whitens_the_principal_patch_subspace() -> None:
+    from dina.data.shapes import make_example
+
+    packed = preprocess_images([make_example(0, "train", i)[1] for i in range(6)], PRE)
+    enc = _encoder()
+    enc.init_patch_embed_pca(packed.patches_NP)
+    with torch.no_grad():
+        x0 = enc.patch_embed(packed.patches_NP).double()
+    # Decorrelated, unit variance (no direction of these patches is below the eigenvalue floor).
+    assert torch.allclose(torch.cov(x0.T), torch.eye(SMALL.dim, dtype=torch.float64), atol=1e-3)
+    # The rows span the leading principal subspace: far more patch variance than a random subspace.
+    x = packed.patches_NP.double() - packed.patches_NP.double().mean(0)
+    basis = torch.linalg.qr(enc.patch_embed.weight.double().T).Q
+    random_basis = torch.linalg.qr(torch.randn(SMALL.patch_dim, SMALL.dim, dtype=torch.float64)).Q
+    assert (x @ basis).pow(2).sum() > 3 * (x @ random_basis).pow(2).sum()

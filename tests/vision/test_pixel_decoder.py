@@ -41,3 +41,20 @@ def test_zero_head_starts_at_the_mean_image():
     dec = PixelDecoder(PixelDecoderConfig(code_dim=16, dim=32, depth=2, heads=2, mlp_dim=64))
     out = dec(torch.randn(4, 16), [(2, 2)])
     assert out.shape == (16, 588) and torch.all(out == dec.head_fc2.bias)
+
+
+def test_shortcut_maps_each_token_to_its_own_four_patches():
+    torch.manual_seed(0)
+    cfg = PixelDecoderConfig(code_dim=16, dim=32, depth=2, heads=2, mlp_dim=64, shortcut=True)
+    dec = PixelDecoder(cfg).eval()
+    codes = torch.randn(6, 16)
+    assert torch.all(dec(codes, [(2, 3)]) == dec.head_fc2.bias)  # zero start: the mean image, as without it
+    torch.nn.init.normal_(dec.shortcut.weight, std=0.1)  # the ViT path stays at its zero head
+    with torch.no_grad():
+        base = dec(codes, [(2, 3)])
+        codes[2] += 1.0
+        moved = dec(codes, [(2, 3)])
+    changed = (moved != base).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [8, 9, 10, 11]  # token 2's 2x2 block of patches, nothing else
+    plain = PixelDecoder(PixelDecoderConfig(code_dim=16, dim=32, depth=1, heads=2, mlp_dim=8))
+    assert "shortcut.weight" not in plain.state_dict()  # off by default: the release's keys

@@ -33,7 +33,7 @@ def test_encode_gives_one_grid_per_image_at_28_px(model, images):
     assert len(codes.codes) == 4
     for grid, size in zip(codes.codes, codes.sizes, strict=True):
         assert grid.shape[2] == 8 and (grid.shape[0] * 28, grid.shape[1] * 28) == size
-        assert int(grid.min()) >= 0 and int(grid.max()) < 256
+        assert int(grid.min()) >= 0 and int(grid.max()) < model.config.codebook_sizes[0]
     assert codes.original_sizes[3] == (1, 300)  # a 1:300 strip is resized within the rules, not refused
 
 
@@ -53,6 +53,21 @@ def test_decode_sizes_and_determinism(model, images):
     assert all(x.dtype == np.uint8 for x in model.decode(codes, refine=False))
 
 
+def test_projection_statistics_standardize_and_persist(tmp_path, images):
+    torch.manual_seed(1)
+    m = VisionTokenizer(vision_tiny())
+    with torch.no_grad():
+        z = m.features(m.preprocess(images)).features_ND
+    m.quant_proj.set_statistics(z)
+    s = m.quant_proj.standardize(z)
+    assert torch.allclose(s.mean(0), torch.zeros(s.shape[1]), atol=1e-4)
+    assert torch.allclose(s.std(0), torch.ones(s.shape[1]), atol=1e-4)
+    loaded = VisionTokenizer.from_pretrained(m.save_pretrained(tmp_path / "tok"))
+    assert torch.equal(loaded.quant_proj.mean, m.quant_proj.mean)
+    assert torch.equal(loaded.quant_proj.std, m.quant_proj.std)
+    assert torch.equal(loaded.quant_proj(z), m.quant_proj(z))
+
+
 def test_batched_encode_equals_one_by_one(model, images):
     together = model.encode(images)
     for i, image in enumerate(images):
@@ -70,7 +85,7 @@ def test_bad_codes_are_refused(model, images):
     codes = model.encode(images[:1])
     grid = codes.codes[0]
     bad = [
-        dataclasses.replace(codes, codes=(grid.clone().fill_(256),)),
+        dataclasses.replace(codes, codes=(grid.clone().fill_(model.config.codebook_sizes[0]),)),
         dataclasses.replace(codes, codes=(grid[..., :7],)),
         dataclasses.replace(codes, codes=(grid[:-1],)),
         dataclasses.replace(codes, codes=(grid.float(),)),
@@ -101,7 +116,7 @@ def test_mismatched_checkpoint_names_key_and_shapes(tmp_path, model):
     key = "tokenizer.pixel_decoder.post_quant.weight"
     state[key] = torch.zeros(3, 3)
     save_file(state, str(path))
-    with pytest.raises(BadCheckpoint, match=r"post_quant.weight.*\(3, 3\).*\(128, 64\)"):
+    with pytest.raises(BadCheckpoint, match=r"post_quant.weight.*\(3, 3\).*\(128, 128\)"):
         VisionTokenizer.from_pretrained(tmp_path / "tok")
     del state[key]
     save_file(state, str(path))

@@ -34,6 +34,9 @@ def test_a_short_training_lowers_every_loss(tmp_path, data):
     for stage, curve in _losses(tmp_path).items():
         assert len(curve) == 16
         assert sum(curve[-4:]) < sum(curve[:4]), f"{stage} did not learn: {curve}"
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    probe = [r["pixel_probe"] for r in rows if r["stage"] == "sae"]
+    assert sum(probe[-4:]) < sum(probe[:4]), f"the SAE's pixel probe did not learn: {probe}"
     assert (tmp_path / "tokenizer" / "model.safetensors").exists()
     assert model.encode([__import__("numpy").zeros((56, 56, 3), dtype="uint8")]).codes[0].shape == (2, 2, 8)
 
