@@ -27,7 +27,7 @@ from dina.quantize.codebook import EMACodebook
 
 SETTINGS: dict[str, tuple[int, tuple[int, ...], int]] = {
     # name: (dim, codebook sizes, vectors)
-    "vision_tiny": (64, (256,) * 8, 8192),
+    "vision_tiny": (128, (1024,) * 8, 8192),  # the tiny preset's quantizer (`vision_tiny().rvq`)
     "vision_full": (256, (16384,) * 8, 1024),
     "audio": (256, (8192, 4096, 2048) + (1024,) * 5, 2048),
 }
