@@ -1,8 +1,9 @@
 """The report's dNaViT claims, reproduced at small scale (`dina vision study NAME`).
 
 - `rvq-depth` (report Fig. 19): the feature-reconstruction loss (1 − cos between the SAE
-  features, standardized per channel as in training, and the semantic decoder's reconstruction) of a plain VQ (1 level), a 2-level and
-  an 8-level RVQ, each trained for the same steps on the same frozen SAE features.
+  features, standardized per channel as in training, and the semantic decoder's
+  reconstruction) of a plain VQ (1 level), a 2-level and an 8-level RVQ, each trained for the
+  same steps on the same frozen SAE features.
 - `random-encoder` (report Table 6, Sec. 2.2.4 "intrinsic information recovery"): a pixel
   decoder of the same size and budget trained on the continuous features of (a) a frozen,
   randomly initialized SAE and (b) the trained SAE; PSNR/SSIM on held-out images.
@@ -68,7 +69,7 @@ def rvq_depth(model: VisionTokenizer, train_feats, val_feats, steps: int, seed: 
         def loss_fn(step: int, proj=proj, rvq=rvq, sem=sem) -> torch.Tensor:
             z = torch.cat([train_feats[i] for i in batch_indices(len(train_feats), 32, step, seed)])
             out = rvq(proj(z))
-            return out.commit_loss + 1 - F.cosine_similarity(sem(out.quantized_ND), proj.standardize(z), dim=-1).mean()
+            return out.commit_loss + 1 - proj.standardized_cosine(sem(out.quantized_ND), z).mean()
 
         params = [*proj.parameters(), *sem.parameters()]
         curve = _train(params, loss_fn, StagePlan(steps=steps, batch_size=32, lr=1e-3))
@@ -76,7 +77,7 @@ def rvq_depth(model: VisionTokenizer, train_feats, val_feats, steps: int, seed: 
         with torch.no_grad():
             z = torch.cat(val_feats)
             rec = sem(rvq.decode(rvq.encode(proj(z))))
-            val = float(1 - F.cosine_similarity(rec, proj.standardize(z), dim=-1).mean())
+            val = float(1 - proj.standardized_cosine(rec, z).mean())
         result[f"levels_{levels}"] = {"val_feature_loss": val, "train_curve": curve[:: max(1, steps // 50)]}
     losses = [result[f"levels_{n}"]["val_feature_loss"] for n in (1, 2, 8)]
     agrees = losses[0] > losses[1] > losses[2]

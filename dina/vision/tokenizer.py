@@ -69,6 +69,10 @@ class QuantProjection(nn.Module):
     def standardize(self, z_TF: torch.Tensor) -> torch.Tensor:
         return (z_TF - self.mean) / self.std
 
+    def standardized_cosine(self, z_hat_TF: torch.Tensor, z_TF: torch.Tensor) -> torch.Tensor:
+        """(T,) cosine of the semantic decoder's output (standardized space) and SAE features z."""
+        return F.cosine_similarity(z_hat_TF, self.standardize(z_TF), dim=-1)
+
     def forward(self, z_TF: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(self.norm(self.standardize(z_TF)))))
 

@@ -165,8 +165,7 @@ def rvq_loss_fn(model, features, plan) -> Callable[[int], dict[str, torch.Tensor
         idx = batch_indices(len(features), plan.rvq.batch_size, step, plan.seed)
         z = torch.cat([features[i] for i in idx])
         out = model.quantize(z)
-        target = model.quant_proj.standardize(z)
-        semantic = 1 - F.cosine_similarity(model.semantic_decoder(out.quantized_ND), target, dim=-1).mean()
+        semantic = 1 - model.quant_proj.standardized_cosine(model.semantic_decoder(out.quantized_ND), z).mean()
         total = out.commit_loss + plan.semantic_weight * semantic
         usage = out.usage_L.mean()
         return {"loss": total, "commit": out.commit_loss.detach(), "semantic": semantic.detach(), "usage": usage}
