@@ -1,0 +1,1 @@
+"""Audio tokenizer and de-tokenizer (report Sec. 2.3)."""
