@@ -52,7 +52,7 @@ class AudioEncoderConfig(ConfigBase):
     norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
+        if self.heads < 1 or self.dim % self.heads or (self.dim // self.heads) % 2:
             raise BadConfig(f"audio encoder dim {self.dim} must split into {self.heads} heads of even width")
         if min(self.n_mels, self.depth, self.mlp_dim, self.max_frames, self.pool) < 1:
             raise BadConfig(f"audio encoder sizes must be positive: {self}")
