@@ -30,6 +30,9 @@ class VisionTokenizerConfig(ConfigBase):
     decoder: PixelDecoderConfig
     refiner: RefinerConfig
     semantic_decoder_dim: int = 256  # hidden width of the MLP that reconstructs SAE features
+    quant_proj: str = (
+        "mlp"  # f_proj: "mlp" (release quant_conv) or "pca" (ours; `dina.vision.tokenizer.QuantProjection`)
+    )
 
     def __post_init__(self) -> None:
         p, s, d = self.preprocess, self.sae, self.decoder
@@ -38,6 +41,8 @@ class VisionTokenizerConfig(ConfigBase):
         _check(d.code_dim == self.rvq.dim, f"pixel decoder code_dim {d.code_dim} != rvq dim {self.rvq.dim}")
         _check(self.refiner.cond_dim == self.rvq.dim, f"refiner cond_dim {self.refiner.cond_dim} != rvq dim")
         _check(self.refiner.patch_px == p.token_px, f"refiner patch_px must be {p.token_px}")
+        _check(self.quant_proj in ("mlp", "pca"), f"quant_proj must be 'mlp' or 'pca', got {self.quant_proj!r}")
+        _check(self.quant_proj == "mlp" or self.rvq.dim <= s.out_dim, "a 'pca' quant_proj cannot widen the features")
 
     @property
     def token_px(self) -> int:
@@ -63,6 +68,7 @@ def vision_tiny() -> VisionTokenizerConfig:
         decoder=PixelDecoderConfig(code_dim=128, dim=128, depth=4, heads=4, mlp_dim=352, shortcut=True),
         refiner=RefinerConfig(channels=32, channel_mults=(1, 2), cond_dim=128, steps=8),
         semantic_decoder_dim=256,
+        quant_proj="pca",
     )
 
 

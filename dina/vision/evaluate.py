@@ -66,7 +66,7 @@ def _codebook_stats(model: VisionTokenizer, codes: VisionCodes) -> dict[str, lis
 @torch.no_grad()
 def _feature_cosine(model: VisionTokenizer, records: list[ImageRecord], batch: int) -> dict[str, float]:
     """Cosine of SAE features and the semantic decoder's reconstruction from the codes: raw, and
-    standardized per channel (the space of the training loss, without the shared component)."""
+    centered and scaled (the space of the training loss, without the shared component)."""
     raw, std = [], []
     proj = model.quant_proj
     for i in range(0, len(records), batch):

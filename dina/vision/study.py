@@ -1,12 +1,14 @@
 """The report's dNaViT claims, reproduced at small scale (`dina vision study NAME`).
 
 - `rvq-depth` (report Fig. 19): the feature-reconstruction loss (1 − cos between the SAE
-  features, standardized per channel as in training, and the semantic decoder's
+  features, centered and scaled as in training, and the semantic decoder's
   reconstruction) of a plain VQ (1 level), a 2-level and an 8-level RVQ, each trained for the
   same steps on the same frozen SAE features.
 - `random-encoder` (report Table 6, Sec. 2.2.4 "intrinsic information recovery"): a pixel
   decoder of the same size and budget trained on the continuous features of (a) a frozen,
-  randomly initialized SAE and (b) the trained SAE; PSNR/SSIM on held-out images.
+  untrained SAE (random blocks and bridge; the same data-dependent start as training, so in
+  the tiny preset its pixel path already carries the tokens' principal components) and (b)
+  the trained SAE; PSNR/SSIM on held-out images.
 
 Both write `DIR/<name>.json` and `DIR/<name>.png` and say which way the result points.
 """
@@ -60,7 +62,7 @@ def rvq_depth(model: VisionTokenizer, train_feats, val_feats, steps: int, seed: 
     result: dict[str, Any] = {}
     for levels in (1, 2, 8):
         torch.manual_seed(seed)
-        proj = QuantProjection(c.sae.out_dim, c.rvq.dim)
+        proj = QuantProjection(c.sae.out_dim, c.rvq.dim, c.quant_proj)
         rvq = ResidualVQ(dataclasses.replace(c.rvq, codebook_sizes=c.rvq.codebook_sizes[:1] * levels))
         proj.set_statistics(torch.cat(train_feats))
         sem = SemanticDecoder(c.rvq.dim, c.semantic_decoder_dim, c.sae.out_dim)
@@ -90,10 +92,15 @@ def rvq_depth(model: VisionTokenizer, train_feats, val_feats, steps: int, seed: 
 
 
 def random_encoder(model: VisionTokenizer, train_recs, val_recs, steps: int, seed: int) -> dict:
-    """Reconstruction from a frozen random SAE vs the trained SAE, same decoder size and budget."""
+    """Reconstruction from a frozen untrained SAE (random blocks and bridge, the training run's
+    data-dependent start) vs the trained SAE, same decoder size and budget."""
     c = model.config
     torch.manual_seed(seed)
     random_sae = SemanticEncoder(c.sae).eval()
+    # The same start as training's (data-dependent principal directions, `init_from_patches`),
+    # so the two encoders differ only by the SAE stage's training.
+    sample = [r.rgb for r in train_recs[:: max(1, len(train_recs) // 256)]]
+    random_sae.init_from_patches(model.preprocess(sample).patches_NP)
     result: dict[str, Any] = {}
     for name, encoder in (("random_sae", random_sae), ("trained_sae", model.encoder)):
         probe = VisionTokenizer(c)

@@ -3,11 +3,11 @@
 1. `sae`: the encoder learns the multi-aspect alignment objective (eq. 2) by answering
    captions and VQA through a small text decoder (`dina.vision.sae_objective`), plus a linear
    pixel probe standing in for the pixel content a pre-trained SAE keeps (ours; see there),
-   from a patch embedding started at the patches' principal directions
-   (`SemanticEncoder.init_patch_embed_pca`, ours).
-2. `rvq`: encoder frozen; the projection, EMA codebooks and semantic decoder train on
-   L_quant = λc L_commit + λs L_semantic (eq. 5), L_semantic = 1 − cos(ẑ, z), z standardized
-   per channel with statistics of the training features (`QuantProjection`).
+   from a patch embedding (and, in tiny, an explicit pixel path) started at the patches'
+   principal directions (`SemanticEncoder.init_from_patches`, ours).
+2. `rvq`: encoder frozen; the projection (if trained, kind "mlp"), EMA codebooks and semantic
+   decoder train on L_quant = λc L_commit + λs L_semantic (eq. 5), L_semantic = 1 − cos(ẑ, z),
+   z centered and scaled with statistics of the training features (`QuantProjection`).
 3. `decoder`: encoder and codebooks frozen; the pixel decoder trains on
    L_dec = λ1 L_pixel + λ2 L_percep + λ3 L_align (eq. 6). No pretrained perceptual network
    can be downloaded, so L_percep is 1 − SSIM (structure and contrast at 11-px scale) and
@@ -159,7 +159,7 @@ def sae_loss_fn(model, decoder, probe, vocab, records, plan) -> Callable[[int], 
 
 def rvq_loss_fn(model, features, plan) -> Callable[[int], dict[str, torch.Tensor]]:
     """L_quant = λc L_commit + λs (1 − cos(semantic_decoder(ẑ), z)) (eq. 5) on cached SAE features,
-    z standardized per channel (`QuantProjection`)."""
+    z centered and scaled (`QuantProjection.standardize`)."""
 
     def loss(step: int) -> dict[str, torch.Tensor]:
         idx = batch_indices(len(features), plan.rvq.batch_size, step, plan.seed)
@@ -306,7 +306,7 @@ def train_vision(
 
     if plan.sae_pca_init:  # before the first step; a resumed run overwrites it from its checkpoint
         sample = [records[i].rgb for i in range(0, len(records), max(1, len(records) // 256))]
-        model.encoder.init_patch_embed_pca(model.preprocess(sample).patches_NP)
+        model.encoder.init_from_patches(model.preprocess(sample).patches_NP)
     stage("sae", [model.encoder, answer, probe], sae_loss_fn(model, answer, probe, vocab, records, plan))
     _freeze(model.encoder, answer, probe)
     features = cache_features(model, records)

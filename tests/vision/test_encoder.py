@@ -107,7 +107,7 @@ def test_pca_start_whitens_the_principal_patch_subspace() -> None:
 
     packed = preprocess_images([make_example(0, "train", i)[1] for i in range(6)], PRE)
     enc = _encoder()
-    enc.init_patch_embed_pca(packed.patches_NP)
+    enc.init_from_patches(packed.patches_NP)
     with torch.no_grad():
         x0 = enc.patch_embed(packed.patches_NP).double()
     # Decorrelated, unit variance (no direction of these patches is below the eigenvalue floor).
@@ -117,3 +117,29 @@ def test_pca_start_whitens_the_principal_patch_subspace() -> None:
     basis = torch.linalg.qr(enc.patch_embed.weight.double().T).Q
     random_basis = torch.linalg.qr(torch.randn(SMALL.patch_dim, SMALL.dim, dtype=torch.float64)).Q
     assert (x @ basis).pow(2).sum() > 3 * (x @ random_basis).pow(2).sum()
+
+
+def test_pixel_path_starts_at_the_tokens_principal_directions_unwhitened() -> None:
+    from dina.data.shapes import make_example
+
+    cfg = replace(SMALL, pixel_path=True)
+    packed = preprocess_images([make_example(0, "train", i)[1] for i in range(6)], PRE)
+    enc = _encoder(cfg)
+    assert enc.pixel_path is not None and not enc.pixel_path.weight.any()  # zero before the data-dependent start
+    enc.init_from_patches(packed.patches_NP)
+    tokens = packed.patches_NP.reshape(-1, cfg.merge**2 * cfg.patch_dim).double()
+    with torch.no_grad():
+        y = enc.pixel_path(tokens.float()).double()
+    var = torch.cov(y.T).diagonal()
+    assert var[0].item() == pytest.approx(1.0, rel=1e-3)
+    assert (var.diff() <= 1e-9).all() and var[-1] < 0.5 * var[0]  # ordered and not whitened
+    # Orthogonal rows, one scale: distances in the principal subspace are kept (up to that scale).
+    w = enc.pixel_path.weight.double()
+    gram = w @ w.T
+    assert torch.allclose(gram, gram[0, 0] * torch.eye(cfg.out_dim, dtype=torch.float64), rtol=1e-4, atol=1e-6)
+    # The features carry it: with the ViT and bridge silenced, z is exactly the pixel path.
+    with torch.no_grad():
+        enc.bridge.fc2.weight.zero_()
+        enc.bridge.fc2.bias.zero_()
+        z = enc(packed).features_ND.double()
+    assert torch.allclose(z, y, atol=1e-5)

@@ -8,9 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dina.data.shapes import make_example
-from dina.errors import BadCheckpoint, BadCodes, BadInputFile
+from dina.errors import BadCheckpoint, BadCodes, BadConfig, BadInputFile
 from dina.vision.config import vision_tiny
-from dina.vision.tokenizer import VisionCodes, VisionTokenizer
+from dina.vision.tokenizer import QuantProjection, VisionCodes, VisionTokenizer
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_decode_sizes_and_determinism(model, images):
     assert all(x.dtype == np.uint8 for x in model.decode(codes, refine=False))
 
 
-def test_projection_statistics_standardize_and_persist(tmp_path, images):
+def test_projection_statistics_center_scale_and_persist(tmp_path, images):
     torch.manual_seed(1)
     m = VisionTokenizer(vision_tiny())
     with torch.no_grad():
@@ -61,11 +61,35 @@ def test_projection_statistics_standardize_and_persist(tmp_path, images):
     m.quant_proj.set_statistics(z)
     s = m.quant_proj.standardize(z)
     assert torch.allclose(s.mean(0), torch.zeros(s.shape[1]), atol=1e-4)
-    assert torch.allclose(s.std(0), torch.ones(s.shape[1]), atol=1e-4)
+    # One global scale: unit mean variance, channels keep their relative variances.
+    assert s.var(0).mean().item() == pytest.approx(1.0, abs=1e-3)
+    assert torch.allclose(s.var(0) / z.var(0), (s.var(0) / z.var(0))[0].expand(z.shape[1]), rtol=1e-3)
     loaded = VisionTokenizer.from_pretrained(m.save_pretrained(tmp_path / "tok"))
-    assert torch.equal(loaded.quant_proj.mean, m.quant_proj.mean)
-    assert torch.equal(loaded.quant_proj.std, m.quant_proj.std)
+    for name in ("mean", "std", "components"):
+        assert torch.equal(getattr(loaded.quant_proj, name), getattr(m.quant_proj, name))
     assert torch.equal(loaded.quant_proj(z), m.quant_proj(z))
+
+
+def test_pca_projection_keeps_the_leading_feature_variance():
+    torch.manual_seed(0)
+    scales = torch.linspace(3.0, 0.1, 32)
+    z = torch.randn(4000, 32) @ torch.linalg.qr(torch.randn(32, 32)).Q * scales + 5.0  # a rotated, offset ellipsoid
+    proj = QuantProjection(32, 8, "pca")
+    assert not list(proj.parameters())  # fixed: nothing for the RVQ stage to collapse
+    proj.set_statistics(z)
+    x = proj(z).double()
+    cov = torch.cov(x.T)
+    assert cov.diagonal().mean().item() == pytest.approx(1.0, abs=1e-3)
+    assert torch.allclose(cov - torch.diag(cov.diagonal()), torch.zeros(8, 8, dtype=torch.float64), atol=1e-3)
+    assert (cov.diagonal().diff() < 0).all()  # ordered, and not whitened
+    # The 8 outputs hold the 8 largest variances: their relative shares match the scales'.
+    share = cov.diagonal() / cov.diagonal().sum()
+    expected = scales[:8].double() ** 2 / (scales[:8].double() ** 2).sum()
+    assert torch.allclose(share, expected, atol=0.02)
+    with pytest.raises(BadConfig):
+        QuantProjection(8, 16, "pca")
+    with pytest.raises(BadConfig):
+        QuantProjection(8, 4, "conv")
 
 
 def test_batched_encode_equals_one_by_one(model, images):
