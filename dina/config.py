@@ -15,48 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dina.audio.config import AudioTokenizerConfig
 from dina.config_io import ConfigBase, _check, dataclass_from_dict
 from dina.errors import BadConfig
 from dina.vision.config import VisionTokenizerConfig, vision_longcat_next
 
-__all__ = ["ConfigBase", "VisionTokenizerConfig", "dataclass_from_dict"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class AudioTokenizerConfig(ConfigBase):
-    """Audio tokenizer (Sec. 2.3): Whisper-style log-mel -> encoder (50 Hz) -> pool by 4 -> RVQ at 12.5 Hz."""
-
-    sample_rate: int = 16_000
-    n_fft: int = 400
-    hop_length: int = 160
-    n_mels: int = 128
-    encoder_dim: int = 1280
-    encoder_depth: int = 32
-    encoder_heads: int = 20
-    pool: int = 4
-    codebook_sizes: tuple[int, ...] = (8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024)
-    codebook_dim: int = 1280
-    ema_decay: float = 0.99
-    decoder_dim: int = 1280
-    decoder_depth: int = 8
-    flow_steps: int = 10
-    output_sample_rate: int = 24_000
-
-    def __post_init__(self) -> None:
-        _check(self.encoder_dim % self.encoder_heads == 0, "audio encoder_dim must divide by encoder_heads")
-        _check(self.sample_rate % self.hop_length == 0, "audio sample_rate must divide by hop_length")
-        _check(len(self.codebook_sizes) >= 1, "audio needs at least one codebook level")
-        _check(all(s >= 2 for s in self.codebook_sizes), "audio codebooks need >= 2 codes each")
-        _check(0.0 < self.ema_decay < 1.0, "audio ema_decay must be in (0, 1)")
-
-    @property
-    def frame_rate(self) -> float:
-        """Tokens per second: mel hop rate / 2 (strided conv) / pool = 12.5 Hz in the release."""
-        return self.sample_rate / self.hop_length / 2 / self.pool
-
-    @property
-    def levels(self) -> int:
-        return len(self.codebook_sizes)
+__all__ = ["AudioTokenizerConfig", "ConfigBase", "VisionTokenizerConfig", "dataclass_from_dict"]
 
 
 SPECIAL_TOKENS: tuple[str, ...] = (

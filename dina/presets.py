@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dina.audio.config import audio_longcat_next, audio_tiny
 from dina.config import (
-    AudioTokenizerConfig,
     BackboneConfig,
     DepthHeadConfig,
     DinaConfig,
@@ -27,7 +27,7 @@ def longcat_next() -> DinaConfig:
         # codebook_dim and the pixel decoder / refiner sizes are (not published): see vision_longcat_next.
         vision=vision_longcat_next(),
         # §7: Whisper-style encoder (32 layers inferred), 8 levels 8192..1024 at 12.5 Hz; n_mels (not published).
-        audio=AudioTokenizerConfig(),
+        audio=audio_longcat_next(),
         # §1 "Vocab": 131072 text + 53 specials, audio at 131125, visual at 150581, padded to 282624.
         vocab=VocabConfig(),
         # §1: hidden 3072, 14 dual layers, MLA, 256 experts x 1024 + 128 zero experts, top-12, scale 6,
@@ -43,18 +43,7 @@ def longcat_next() -> DinaConfig:
 def tiny() -> DinaConfig:
     """A few-million-parameter system that trains end to end on this CPU in minutes."""
     vision = vision_tiny()
-    audio = AudioTokenizerConfig(
-        n_mels=80,
-        encoder_dim=128,
-        encoder_depth=4,
-        encoder_heads=4,
-        codebook_sizes=(512, 256, 256, 128, 128, 128, 128, 128),
-        codebook_dim=64,
-        decoder_dim=128,
-        decoder_depth=4,
-        flow_steps=8,
-        output_sample_rate=16_000,
-    )
+    audio = audio_tiny()
     vocab = VocabConfig(
         text_vocab_size=4096,
         n_special=64,

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from dina.config import AudioTokenizerConfig, BackboneConfig, DinaConfig, VocabConfig
+from dina.audio.config import audio_tiny
+from dina.audio.mel import MelConfig
+from dina.config import BackboneConfig, DinaConfig, VocabConfig
 from dina.errors import BadConfig, BadInputFile
 from dina.presets import PRESETS, get_preset, longcat_next, tiny
 from dina.vision.config import vision_tiny
@@ -53,7 +55,8 @@ def test_configs_are_frozen_and_keyword_only():
         lambda: BackboneConfig(top_k=0),
         lambda: dc.replace(vision_tiny(), decoder=dc.replace(vision_tiny().decoder, code_dim=32)),
         lambda: dc.replace(vision_tiny(), refiner=dc.replace(vision_tiny().refiner, cond_dim=32)),
-        lambda: AudioTokenizerConfig(codebook_sizes=()),
+        lambda: dc.replace(audio_tiny(), mel=MelConfig(n_mels=128)),
+        lambda: dc.replace(audio_tiny(), rvq=dc.replace(audio_tiny().rvq, dim=256)),
         lambda: VocabConfig(n_special=3),
         lambda: DinaConfig(vocab=VocabConfig(visual_codebook_sizes=(1024,) * 8)),
     ],

@@ -1,0 +1,73 @@
+"""The audio tokenizer's configuration, nesting every component's (report Sec. 2.3, release §7).
+
+`audio_tiny()` trains on this CPU; `audio_longcat_next()` has the release's shapes: 128 mel
+bins, a 32 × 1280 Whisper-sized encoder, tokens of 4 · 1280 = 5120 quantized by 8 levels of
+8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024 codes at 12.5 Hz, an 8-block causal decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dina.audio.decoder import AudioDecoderConfig, audio_decoder_longcat_next, audio_decoder_tiny
+from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioEncoderConfig, audio_encoder_longcat_next, audio_encoder_tiny
+from dina.audio.mel import MelConfig
+from dina.config_io import ConfigBase, _check
+from dina.quantize import RVQConfig
+
+RELEASE_CODEBOOK_SIZES = (8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioTokenizerConfig(ConfigBase):
+    """Front end, encoder + bridge, residual quantizer and mel decoder; the fields must agree."""
+
+    mel: MelConfig = field(default_factory=MelConfig)
+    encoder: AudioEncoderConfig = field(default_factory=audio_encoder_longcat_next)
+    rvq: RVQConfig = field(default_factory=lambda: RVQConfig(dim=5120, codebook_sizes=RELEASE_CODEBOOK_SIZES))
+    decoder: AudioDecoderConfig = field(default_factory=audio_decoder_longcat_next)
+    griffin_lim_iters: int = 60  # the fallback vocoder (`dina.audio.griffin_lim`)
+
+    def __post_init__(self) -> None:
+        m, e, d = self.mel, self.encoder, self.decoder
+        _check((m.sample_rate, m.hop_length) == (16_000, 160), "the audio front end must be 16 kHz with a 160 hop")
+        _check(
+            m.n_mels == e.n_mels == d.n_mels,
+            f"mel bins differ: front end {m.n_mels}, encoder {e.n_mels}, decoder {d.n_mels}",
+        )
+        _check(
+            self.rvq.dim == e.token_dim == d.token_dim,
+            f"token widths differ: encoder {e.token_dim}, rvq {self.rvq.dim}, decoder {d.token_dim}",
+        )
+        _check(self.griffin_lim_iters >= 0, "griffin_lim_iters must be >= 0")
+
+    @property
+    def frame_rate(self) -> float:
+        """Tokens per second: 16 kHz / 1,280 samples per token = 12.5."""
+        return self.mel.sample_rate / SAMPLES_PER_TOKEN
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        return self.rvq.codebook_sizes
+
+    @property
+    def levels(self) -> int:
+        return self.rvq.levels
+
+
+def audio_tiny() -> AudioTokenizerConfig:
+    """80 mel bins, encoder 128 × 4 (tokens of 512), 8 levels of 512, 256, 256, 128 × 5 codes."""
+    encoder = audio_encoder_tiny()
+    return AudioTokenizerConfig(
+        mel=MelConfig(n_mels=80),
+        encoder=encoder,
+        rvq=RVQConfig(
+            dim=encoder.token_dim, codebook_sizes=(512, 256, 256, 128, 128, 128, 128, 128), dead_threshold=0.5
+        ),
+        decoder=audio_decoder_tiny(),
+    )
+
+
+def audio_longcat_next() -> AudioTokenizerConfig:
+    """The release's shapes (§7)."""
+    return AudioTokenizerConfig()
