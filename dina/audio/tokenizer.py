@@ -1,0 +1,162 @@
+"""`AudioTokenizer`: speech <-> 12.5 Hz residual codes (report Sec. 2.3, Fig. 6; release §7).
+
+encode: any rate / channels -> 16 kHz mono -> padded to whole 80 ms tokens -> per 30 s window:
+Whisper log-mel (its dynamic-range maximum per window, as Whisper processes 30 s windows) ->
+encoder + pool-by-4 bridge -> residual VQ -> (T, L) ids.
+
+decode: ids -> summed code embeddings -> causal mel decoder, per window of the decoder's
+positions -> log-mel -> vocoder -> 16 kHz wave cut to the original length. The vocoder is the
+Griffin-Lim fallback (`dina.audio.griffin_lim`) until the trained neural vocoder of the audio
+issue exists; the flow-matching mel refiner likewise comes with the training stages.
+
+Memory is bounded by one window on both sides: a wave of any length is never passed to the
+model whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dina.audio.config import AudioTokenizerConfig
+from dina.audio.decoder import AudioDecoder
+from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioTokenEncoder, pad_to_tokens
+from dina.audio.griffin_lim import mel_to_wave
+from dina.audio.mel import LogMel
+from dina.errors import BadAudio, BadCodes, BadInputFile
+from dina.io.atomic import atomic_path
+from dina.io.audio import check_wave, resample, to_mono
+from dina.quantize import ResidualVQ
+from dina.training.checkpoint import load_checkpoint, save_checkpoint
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioCodes:
+    """One clip's codes: (T, L) int64 ids at 12.5 Hz and the clip's length in 16 kHz samples."""
+
+    codes: torch.Tensor
+    num_samples: int
+
+    def check(self, codebook_sizes: tuple[int, ...]) -> None:
+        """Refuse a wrong shape or level count, ids out of range, or a length the codes cannot cover."""
+        c = self.codes
+        if c.ndim != 2 or c.shape[1] != len(codebook_sizes):
+            raise BadCodes(f"audio codes must be (T, {len(codebook_sizes)}), got {tuple(c.shape)}")
+        if c.dtype.is_floating_point or c.dtype == torch.bool:
+            raise BadCodes(f"audio codes must be integers, got {c.dtype}")
+        if c.shape[0] == 0:
+            raise BadCodes("audio codes are empty")
+        for level, k in enumerate(codebook_sizes):
+            ids = c[:, level]
+            if int(ids.min()) < 0 or int(ids.max()) >= k:
+                raise BadCodes(f"level {level}: ids must be in [0, {k}), got [{int(ids.min())}, {int(ids.max())}]")
+        if not 0 < self.num_samples <= c.shape[0] * SAMPLES_PER_TOKEN:
+            raise BadCodes(f"{c.shape[0]} tokens cannot hold {self.num_samples} samples")
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / SAMPLE_RATE
+
+    def save(self, path: str | os.PathLike) -> None:
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            save_file(
+                {"codes": self.codes.to(torch.int64).contiguous()},
+                str(tmp),
+                metadata={"num_samples": str(self.num_samples)},
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AudioCodes:
+        path = Path(path)
+        if not path.is_file():
+            raise BadInputFile(f"codes file {path} does not exist")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            tensors = load_file(str(path))
+            num_samples = int(meta["num_samples"])
+        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            raise BadCodes(f"{path} is not a dina audio codes file: {e}") from e
+        if set(tensors) != {"codes"}:
+            raise BadCodes(f"{path}: expected one tensor 'codes', found {sorted(tensors)}")
+        return cls(codes=tensors["codes"], num_samples=num_samples)
+
+
+class AudioTokenizer(nn.Module):
+    """Encoder + bridge + residual VQ (tokenizer), mel decoder + vocoder (de-tokenizer)."""
+
+    def __init__(self, config: AudioTokenizerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.front_end = LogMel(config.mel)
+        self.encoder = AudioTokenEncoder(config.encoder)
+        self.rvq = ResidualVQ(config.rvq)
+        self.decoder = AudioDecoder(config.decoder)
+
+    # ---- tokenizer -------------------------------------------------------------------------
+    @staticmethod
+    def to_16k(wave: np.ndarray | torch.Tensor, sr: int) -> torch.Tensor:
+        """(T,) or (T, C) float samples at `sr` -> (T',) float32 at 16 kHz mono, or BadAudio."""
+        if isinstance(wave, torch.Tensor):
+            wave = wave.detach().cpu().numpy()
+        wave = np.asarray(wave)
+        if wave.ndim not in (1, 2):
+            raise BadAudio(f"expected a wave of shape (T,) or (T, C), got {wave.shape}")
+        if not np.issubdtype(wave.dtype, np.floating):
+            raise BadAudio(f"expected float samples in [-1, 1], got dtype {wave.dtype}")
+        mono = check_wave(to_mono(wave))
+        return torch.from_numpy(check_wave(resample(mono, sr, SAMPLE_RATE)).copy())
+
+    def mel_windows(self, wave_T: torch.Tensor) -> list[torch.Tensor]:
+        """A 16 kHz wave -> its log-mel, one (M, ≤ 8·window_tokens) tensor per encoder window."""
+        padded = pad_to_tokens(wave_T)
+        step = self.config.encoder.window_tokens * SAMPLES_PER_TOKEN
+        return [self.front_end(padded[s : s + step])[0] for s in range(0, padded.shape[0], step)]
+
+    @torch.no_grad()
+    def encode(self, wave: np.ndarray | torch.Tensor, sr: int) -> AudioCodes:
+        """A clip at any rate and channel count -> (ceil(T / 1280), L) codes at 12.5 Hz."""
+        wave_T = self.to_16k(wave, sr)
+        tokens = [self.encoder(mel[None])[0] for mel in self.mel_windows(wave_T)]
+        codes = self.rvq.encode(torch.cat(tokens))
+        return AudioCodes(codes=codes, num_samples=int(wave_T.shape[0]))
+
+    # ---- de-tokenizer ----------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_mel(self, codes: AudioCodes) -> torch.Tensor:
+        """Codes -> (M, 8T) log-mel, decoded in windows of the decoder's positions."""
+        codes.check(self.config.codebook_sizes)
+        emb = self.rvq.decode(codes.codes)
+        step = self.config.decoder.max_frames // 4
+        return torch.cat([self.decoder(emb[None, s : s + step])[0] for s in range(0, emb.shape[0], step)], dim=-1)
+
+    @torch.no_grad()
+    def decode(self, codes: AudioCodes) -> tuple[np.ndarray, int]:
+        """Codes -> (float32 wave of the clip's original length, 16000)."""
+        mel = self.decode_mel(codes)
+        wave = mel_to_wave(mel, self.config.mel, gl_iters=self.config.griffin_lim_iters)
+        return wave[: codes.num_samples].numpy().astype(np.float32), SAMPLE_RATE
+
+    # ---- persistence -----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        path = save_checkpoint(directory, {"tokenizer": self}, step=0, extra={"kind": "audio_tokenizer"})
+        self.config.save(path)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> AudioTokenizer:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise BadInputFile(f"tokenizer directory {directory} does not exist")
+        model = cls(AudioTokenizerConfig.load(directory))
+        load_checkpoint(directory, {"tokenizer": model}, restore_rng=False)
+        return model.eval()
