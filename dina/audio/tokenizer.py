@@ -15,6 +15,7 @@ model whole.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,28 +68,39 @@ class AudioCodes:
         return self.num_samples / SAMPLE_RATE
 
     def save(self, path: str | os.PathLike) -> None:
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file(
-                {"codes": self.codes.to(torch.int64).contiguous()},
-                str(tmp),
-                metadata={"num_samples": str(self.num_samples)},
-            )
+        save_audio_codes(path, [self])
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AudioCodes:
-        path = Path(path)
-        if not path.is_file():
-            raise BadInputFile(f"codes file {path} does not exist")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(str(path))
-            num_samples = int(meta["num_samples"])
-        except (SafetensorError, OSError, KeyError, ValueError) as e:
-            raise BadCodes(f"{path} is not a dina audio codes file: {e}") from e
-        if set(tensors) != {"codes"}:
-            raise BadCodes(f"{path}: expected one tensor 'codes', found {sorted(tensors)}")
-        return cls(codes=tensors["codes"], num_samples=num_samples)
+        clips = load_audio_codes(path)
+        if len(clips) != 1:
+            raise BadCodes(f"{path} holds {len(clips)} clips, expected one")
+        return clips[0]
+
+
+def save_audio_codes(path: str | os.PathLike, clips: list[AudioCodes]) -> None:
+    """Several clips' codes in one safetensors file (`codes.{i}`, lengths in the metadata), atomically."""
+    tensors = {f"codes.{i}": c.codes.to(torch.int64).contiguous() for i, c in enumerate(clips)}
+    meta = {"num_samples": json.dumps([c.num_samples for c in clips])}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_audio_codes(path: str | os.PathLike) -> list[AudioCodes]:
+    """The clips of a file written by `save_audio_codes`; anything else is `BadCodes`."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputFile(f"codes file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        lengths = [int(n) for n in json.loads(meta["num_samples"])]
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
+        raise BadCodes(f"{path} is not a dina audio codes file: {e}") from e
+    if set(tensors) != {f"codes.{i}" for i in range(len(lengths))}:
+        raise BadCodes(f"{path}: {len(tensors)} code tensors for {len(lengths)} clip lengths")
+    return [AudioCodes(codes=tensors[f"codes.{i}"], num_samples=n) for i, n in enumerate(lengths)]
 
 
 class AudioTokenizer(nn.Module):

@@ -21,13 +21,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dina.cli import bench, data, demo, vision
+    from dina.cli import audio, bench, data, demo, vision
 
     parser = _Parser(prog="dina", description="DiNA: discrete native autoregression over text, images and speech.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     data.register(sub)
     demo.register(sub)
     vision.register(sub)
+    audio.register(sub)
     bench.register(sub)
     return parser
 
