@@ -35,7 +35,7 @@ from dina.errors import BadAudio, BadCodes, BadInputFile
 from dina.io.atomic import atomic_path
 from dina.io.audio import check_wave, resample, to_mono
 from dina.quantize import ResidualVQ
-from dina.training.checkpoint import load_checkpoint, save_checkpoint
+from dina.training.checkpoint import Pretrained
 
 SAMPLE_RATE = 16_000
 
@@ -103,8 +103,11 @@ def load_audio_codes(path: str | os.PathLike) -> list[AudioCodes]:
     return [AudioCodes(codes=tensors[f"codes.{i}"], num_samples=n) for i, n in enumerate(lengths)]
 
 
-class AudioTokenizer(nn.Module):
+class AudioTokenizer(Pretrained, nn.Module):
     """Encoder + bridge + residual VQ (tokenizer), mel decoder + vocoder (de-tokenizer)."""
+
+    config_class = AudioTokenizerConfig
+    checkpoint_kind = "audio_tokenizer"
 
     def __init__(self, config: AudioTokenizerConfig) -> None:
         super().__init__()
@@ -157,18 +160,3 @@ class AudioTokenizer(nn.Module):
         mel = self.decode_mel(codes)
         wave = mel_to_wave(mel, self.config.mel, gl_iters=self.config.griffin_lim_iters)
         return wave[: codes.num_samples].numpy().astype(np.float32), SAMPLE_RATE
-
-    # ---- persistence -----------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        path = save_checkpoint(directory, {"tokenizer": self}, step=0, extra={"kind": "audio_tokenizer"})
-        self.config.save(path)
-        return path
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> AudioTokenizer:
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise BadInputFile(f"tokenizer directory {directory} does not exist")
-        model = cls(AudioTokenizerConfig.load(directory))
-        load_checkpoint(directory, {"tokenizer": model}, restore_rng=False)
-        return model.eval()

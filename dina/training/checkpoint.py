@@ -18,13 +18,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from dina.errors import BadCheckpoint
+from dina.errors import BadCheckpoint, BadInputFile
 from dina.io.atomic import ensure_dir
 
 MODEL_FILE = "model.safetensors"
@@ -143,3 +143,32 @@ def load_checkpoint(
     if restore_rng:
         torch.set_rng_state(torch.tensor(trainer["torch_rng"], dtype=torch.uint8))
     return {"step": int(trainer["step"]), "extra": trainer.get("extra", {})}
+
+
+class Pretrained:
+    """`save_pretrained` / `from_pretrained` for an nn.Module built from one config: a checkpoint
+    directory (the module under the name "tokenizer") plus the config as JSON beside it.
+
+    Subclasses set `config_class` (with `load(dir)`) and `checkpoint_kind`, keep their config
+    in `self.config`, and take it as their only constructor argument.
+    """
+
+    config_class: ClassVar[Any]
+    checkpoint_kind: ClassVar[str]
+    config: Any
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        assert isinstance(self, torch.nn.Module)
+        path = save_checkpoint(directory, {"tokenizer": self}, step=0, extra={"kind": self.checkpoint_kind})
+        self.config.save(path)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> Self:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise BadInputFile(f"tokenizer directory {directory} does not exist")
+        model = cls(cls.config_class.load(directory))  # type: ignore[call-arg]
+        assert isinstance(model, torch.nn.Module)
+        load_checkpoint(directory, {"tokenizer": model}, restore_rng=False)
+        return model.eval()

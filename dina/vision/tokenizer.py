@@ -30,7 +30,7 @@ from torch import nn
 from dina.errors import BadCodes, BadConfig, BadInputFile
 from dina.io.atomic import atomic_path
 from dina.quantize import ResidualVQ, RVQOutput
-from dina.training.checkpoint import load_checkpoint, save_checkpoint
+from dina.training.checkpoint import Pretrained
 from dina.vision.config import VisionTokenizerConfig
 from dina.vision.encoder import EncoderOutput, SemanticEncoder
 from dina.vision.pixel_decoder import PixelDecoder
@@ -172,8 +172,11 @@ class VisionCodes:
         return cls(codes=codes, sizes=tuple(sizes), original_sizes=tuple(originals))  # type: ignore[arg-type]
 
 
-class VisionTokenizer(nn.Module):
+class VisionTokenizer(Pretrained, nn.Module):
     """dNaViT: SAE + projection + RVQ (tokenizer), pixel decoder + refiner (de-tokenizer)."""
+
+    config_class = VisionTokenizerConfig
+    checkpoint_kind = "vision_tokenizer"
 
     def __init__(self, config: VisionTokenizerConfig) -> None:
         super().__init__()
@@ -252,18 +255,3 @@ class VisionTokenizer(nn.Module):
             img = self.refine(img, q.reshape(h, w, -1), seed, temperature) if refine else img.clamp(0, 1)
             out.append((img * 255).round().to(torch.uint8).numpy())
         return out
-
-    # ---- persistence -----------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        path = save_checkpoint(directory, {"tokenizer": self}, step=0, extra={"kind": "vision_tokenizer"})
-        self.config.save(path)
-        return path
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> VisionTokenizer:
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise BadInputFile(f"tokenizer directory {directory} does not exist")
-        model = cls(VisionTokenizerConfig.load(directory))
-        load_checkpoint(directory, {"tokenizer": model}, restore_rng=False)
-        return model.eval()
