@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dina.errors import BadArgument, BadConfig
-from dina.flow import CondOTPath, expand_time, flow_matching_loss, sample_noise, sample_time, solve_ode
+from dina.flow.anchored import anchored_flow_loss, anchored_flow_sample, x1_to_velocity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +150,6 @@ class FlowRefiner(nn.Module):
         self.config = config
         cfg = config
         widths = [cfg.channels * m for m in cfg.channel_mults]
-        self.path = CondOTPath()
         self.time_mlp = nn.Sequential(
             nn.Linear(cfg.time_dim, cfg.time_dim), nn.SiLU(), nn.Linear(cfg.time_dim, cfg.time_dim)
         )
@@ -183,10 +182,7 @@ class FlowRefiner(nn.Module):
     ) -> torch.Tensor:
         """(B, 3, H, W) velocity (x1_hat - x_t) / max(1 - t, floor) at the state x_t and times t_B (B,)."""
         x1_B3HW = self.predict_x1(x_t_B3HW, decoded_B3HW, cond_BDhw, t_B)
-        return (x1_B3HW - x_t_B3HW) / self._one_minus_t(t_B, x_t_B3HW)
-
-    def _one_minus_t(self, t_B: torch.Tensor, like_B3HW: torch.Tensor) -> torch.Tensor:
-        return (1 - expand_time(t_B, like_B3HW).to(like_B3HW.dtype)).clamp_min(self.config.min_one_minus_t)
+        return x1_to_velocity(x1_B3HW, x_t_B3HW, t_B, self.config.min_one_minus_t)
 
     def predict_x1(
         self, x_t_B3HW: torch.Tensor, decoded_B3HW: torch.Tensor, cond_BDhw: torch.Tensor, t_B: torch.Tensor
@@ -219,13 +215,11 @@ class FlowRefiner(nn.Module):
         if target_B3HW.shape != decoded_B3HW.shape:
             raise BadArgument(f"target {tuple(target_B3HW.shape)} and decoded {tuple(decoded_B3HW.shape)} differ")
         x1_B3HW = target_B3HW - decoded_B3HW if self.config.target == "residual" else target_B3HW
-        t_B = sample_time(x1_B3HW.shape[0], generator=generator, device=x1_B3HW.device).to(x1_B3HW.dtype)
-        x0_B3HW = sample_noise(x1_B3HW, scale=self.config.noise_scale, generator=generator)
-        sample = self.path.sample(x0_B3HW, x1_B3HW, t_B)
-        # Velocity error × (1 - t) = x1 error: weighting every t alike, so the t ≈ 0 steps that must
-        # deblur from the decoder output alone count as much as the easy t ≈ 1 steps.
-        x1_hat_B3HW = self.predict_x1(sample.x_t, decoded_B3HW, cond_BDhw, t_B)
-        return flow_matching_loss(x1_hat_B3HW, x1_B3HW)
+
+        def predict_x1(x_t_B3HW: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+            return self.predict_x1(x_t_B3HW, decoded_B3HW, cond_BDhw, t_B)
+
+        return anchored_flow_loss(predict_x1, x1_B3HW, noise_scale=self.config.noise_scale, generator=generator)
 
     @torch.no_grad()
     def refine(
@@ -241,12 +235,19 @@ class FlowRefiner(nn.Module):
         The start noise has std noise_scale · temperature (0 gives a deterministic refinement).
         """
         self._check_inputs(decoded_B3HW, cond_BDhw)
-        x0_B3HW = sample_noise(decoded_B3HW, scale=self.config.noise_scale * temperature, generator=generator)
 
-        def field(x_B3HW: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
-            return self(x_B3HW, decoded_B3HW, cond_BDhw, t_B)
+        def predict_x1(x_t_B3HW: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+            return self.predict_x1(x_t_B3HW, decoded_B3HW, cond_BDhw, t_B)
 
-        x1_B3HW = solve_ode(field, x0_B3HW, steps=steps or self.config.steps).x
+        x1_B3HW = anchored_flow_sample(
+            predict_x1,
+            decoded_B3HW,
+            steps=steps or self.config.steps,
+            noise_scale=self.config.noise_scale,
+            min_one_minus_t=self.config.min_one_minus_t,
+            temperature=temperature,
+            generator=generator,
+        )
         out_B3HW = decoded_B3HW + x1_B3HW if self.config.target == "residual" else x1_B3HW
         return out_B3HW.clamp(-1.0, 1.0)
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from dina.errors import BadArgument, BadConfig
+from dina.flow import CondOTPath
 from dina.vision.refiner import FlowRefiner, RefinerBatch, RefinerConfig, random_aligned_crop
 
 SMALL = RefinerConfig(channels=8, groups=4, cond_dim=4, time_dim=16, steps=4, noise_scale=0.2)
@@ -63,7 +64,7 @@ def test_velocity_is_the_conditional_target_for_a_perfect_x1_prediction():
     decoded, cond = _inputs(3, 56, 56)
     x0, x1 = torch.randn_like(decoded), torch.randn_like(decoded)
     t = torch.tensor([0.0, 0.5, 0.9])
-    x_t = model.path.sample(x0, x1, t).x_t
+    x_t = CondOTPath().sample(x0, x1, t).x_t
     model.predict_x1 = lambda *args: x1  # type: ignore[method-assign]
     assert torch.allclose(model(x_t, decoded, cond, t), x1 - x0, atol=1e-5)
 
