@@ -2,7 +2,8 @@
 
 `audio_tiny()` trains on this CPU; `audio_longcat_next()` has the release's shapes: 128 mel
 bins, a 32 × 1280 Whisper-sized encoder, tokens of 4 · 1280 = 5120 quantized by 8 levels of
-8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024 codes at 12.5 Hz, an 8-block causal decoder.
+8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024 codes at 12.5 Hz, an 8-block causal decoder;
+the mel refiner's width (256, 10 Euler steps) is ours: the release's estimator is a U-Net.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from dina.audio.decoder import AudioDecoderConfig, audio_decoder_longcat_next, audio_decoder_tiny
 from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioEncoderConfig, audio_encoder_longcat_next, audio_encoder_tiny
 from dina.audio.mel import MelConfig
+from dina.audio.refiner import MelRefinerConfig
 from dina.config_io import ConfigBase, _check
 from dina.quantize import RVQConfig
 
@@ -20,12 +22,15 @@ RELEASE_CODEBOOK_SIZES = (8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024)
 
 @dataclass(frozen=True, kw_only=True)
 class AudioTokenizerConfig(ConfigBase):
-    """Front end, encoder + bridge, residual quantizer and mel decoder; the fields must agree."""
+    """Front end, encoder + bridge, residual quantizer, mel decoder and flow refiner; the fields must agree."""
 
     mel: MelConfig = field(default_factory=MelConfig)
     encoder: AudioEncoderConfig = field(default_factory=audio_encoder_longcat_next)
     rvq: RVQConfig = field(default_factory=lambda: RVQConfig(dim=5120, codebook_sizes=RELEASE_CODEBOOK_SIZES))
     decoder: AudioDecoderConfig = field(default_factory=audio_decoder_longcat_next)
+    refiner: MelRefinerConfig = field(
+        default_factory=lambda: MelRefinerConfig(n_mels=128, cond_dim=5120, channels=256, groups=32, steps=10)
+    )
     griffin_lim_iters: int = 60  # the fallback vocoder (`dina.audio.griffin_lim`)
 
     def __post_init__(self) -> None:
@@ -38,6 +43,10 @@ class AudioTokenizerConfig(ConfigBase):
         _check(
             self.rvq.dim == e.token_dim == d.token_dim,
             f"token widths differ: encoder {e.token_dim}, rvq {self.rvq.dim}, decoder {d.token_dim}",
+        )
+        r = self.refiner
+        _check(
+            (r.n_mels, r.cond_dim) == (m.n_mels, self.rvq.dim), "the mel refiner must match the mel bins and code width"
         )
         _check(self.griffin_lim_iters >= 0, "griffin_lim_iters must be >= 0")
 
@@ -65,6 +74,7 @@ def audio_tiny() -> AudioTokenizerConfig:
             dim=encoder.token_dim, codebook_sizes=(512, 256, 256, 128, 128, 128, 128, 128), dead_threshold=0.5
         ),
         decoder=audio_decoder_tiny(),
+        refiner=MelRefinerConfig(n_mels=80, cond_dim=encoder.token_dim),
     )
 
 

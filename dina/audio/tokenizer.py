@@ -5,9 +5,9 @@ Whisper log-mel (its dynamic-range maximum per window, as Whisper processes 30 s
 encoder + pool-by-4 bridge -> residual VQ -> (T, L) ids.
 
 decode: ids -> summed code embeddings -> causal mel decoder, per window of the decoder's
-positions -> log-mel -> vocoder -> 16 kHz wave cut to the original length. The vocoder is the
-Griffin-Lim fallback (`dina.audio.griffin_lim`) until the trained neural vocoder of the audio
-issue exists; the flow-matching mel refiner likewise comes with the training stages.
+positions -> flow-matching mel refiner (`dina.audio.refiner`; optional) -> log-mel -> vocoder ->
+16 kHz wave cut to the original length. The vocoder is the Griffin-Lim fallback
+(`dina.audio.griffin_lim`) until the trained neural vocoder of the audio issue exists.
 
 Memory is bounded by one window on both sides: a wave of any length is never passed to the
 model whole.
@@ -31,6 +31,7 @@ from dina.audio.decoder import AudioDecoder
 from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioTokenEncoder, pad_to_tokens
 from dina.audio.griffin_lim import mel_to_wave
 from dina.audio.mel import LogMel
+from dina.audio.refiner import MelRefiner
 from dina.errors import BadAudio, BadCodes, BadInputFile
 from dina.io.atomic import atomic_path
 from dina.io.audio import check_wave, resample, to_mono
@@ -116,6 +117,7 @@ class AudioTokenizer(Pretrained, nn.Module):
         self.encoder = AudioTokenEncoder(config.encoder)
         self.rvq = ResidualVQ(config.rvq)
         self.decoder = AudioDecoder(config.decoder)
+        self.refiner = MelRefiner(config.refiner)
 
     # ---- tokenizer -------------------------------------------------------------------------
     @staticmethod
@@ -147,16 +149,29 @@ class AudioTokenizer(Pretrained, nn.Module):
 
     # ---- de-tokenizer ----------------------------------------------------------------------
     @torch.no_grad()
-    def decode_mel(self, codes: AudioCodes) -> torch.Tensor:
-        """Codes -> (M, 8T) log-mel, decoded in windows of the decoder's positions."""
+    def decode_mel(
+        self, codes: AudioCodes, *, refine: bool = True, temperature: float = 1.0, seed: int = 0
+    ) -> torch.Tensor:
+        """Codes -> (M, 8T) log-mel: the mel decoder, then (if `refine`) the flow refiner, per
+        window of the decoder's positions; sampling is seeded by `seed`."""
         codes.check(self.config.codebook_sizes)
         emb = self.rvq.decode(codes.codes)
         step = self.config.decoder.max_frames // 4
-        return torch.cat([self.decoder(emb[None, s : s + step])[0] for s in range(0, emb.shape[0], step)], dim=-1)
+        generator = torch.Generator().manual_seed(seed)
+        mels = []
+        for s in range(0, emb.shape[0], step):
+            window = emb[None, s : s + step]
+            mel = self.decoder(window)
+            if refine:
+                mel = self.refiner.refine(mel, window, temperature=temperature, generator=generator)
+            mels.append(mel[0])
+        return torch.cat(mels, dim=-1)
 
     @torch.no_grad()
-    def decode(self, codes: AudioCodes) -> tuple[np.ndarray, int]:
+    def decode(
+        self, codes: AudioCodes, *, refine: bool = True, temperature: float = 1.0, seed: int = 0
+    ) -> tuple[np.ndarray, int]:
         """Codes -> (float32 wave of the clip's original length, 16000)."""
-        mel = self.decode_mel(codes)
+        mel = self.decode_mel(codes, refine=refine, temperature=temperature, seed=seed)
         wave = mel_to_wave(mel, self.config.mel, gl_iters=self.config.griffin_lim_iters)
         return wave[: codes.num_samples].numpy().astype(np.float32), SAMPLE_RATE

@@ -15,6 +15,7 @@ Shapes: `*_B*` any batch of states; `t_B` (B,) times.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -24,6 +25,14 @@ from dina.flow.path import CondOTPath, expand_time, sample_noise, sample_time
 from dina.flow.solver import solve_ode
 
 X1Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t_B*, t_B) -> x1_hat_B*
+
+
+def timestep_embedding(t_B: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B, dim) sinusoidal features of t · 1000 (so [0, 1] spans the usual diffusion step range)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t_B.device) / half)
+    args_BH = (t_B.float() * 1000.0)[:, None] * freqs[None]
+    return torch.cat([torch.cos(args_BH), torch.sin(args_BH)], dim=1)
 
 
 def x1_to_velocity(

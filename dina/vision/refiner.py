@@ -39,7 +39,6 @@ D cond_dim, T time_dim. `x_B3HW` images or residuals, `cond_BDhw` code embedding
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dina.errors import BadArgument, BadConfig
-from dina.flow.anchored import anchored_flow_loss, anchored_flow_sample, x1_to_velocity
+from dina.flow.anchored import anchored_flow_loss, anchored_flow_sample, timestep_embedding, x1_to_velocity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,14 +93,6 @@ class RefinerBatch:
     target_B3HW: torch.Tensor
     decoded_B3HW: torch.Tensor
     cond_BDhw: torch.Tensor
-
-
-def timestep_embedding(t_B: torch.Tensor, dim: int) -> torch.Tensor:
-    """(B, dim) sinusoidal features of t · 1000 (so [0, 1] spans the usual diffusion step range)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t_B.device) / half)
-    args_BH = (t_B.float() * 1000.0)[:, None] * freqs[None]
-    return torch.cat([torch.cos(args_BH), torch.sin(args_BH)], dim=1)
 
 
 class ResBlock(nn.Module):

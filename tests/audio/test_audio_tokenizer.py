@@ -9,6 +9,7 @@ from dina.audio.config import AudioTokenizerConfig, audio_longcat_next, audio_ti
 from dina.audio.decoder import AudioDecoderConfig
 from dina.audio.encoder import AudioEncoderConfig
 from dina.audio.mel import MelConfig
+from dina.audio.refiner import MelRefinerConfig
 from dina.audio.tokenizer import AudioCodes, AudioTokenizer
 from dina.errors import BadAudio, BadCheckpoint, BadCodes, BadConfig, BadInputFile
 from dina.quantize import RVQConfig
@@ -20,6 +21,7 @@ SMALL = AudioTokenizerConfig(
     decoder=AudioDecoderConfig(
         token_dim=64, dim=16, depth=1, heads=2, mlp_dim=32, n_mels=16, post_net_dim=16, max_frames=16
     ),
+    refiner=MelRefinerConfig(n_mels=16, cond_dim=64, channels=8, dilations=(1,), time_dim=8, groups=4, steps=2),
     griffin_lim_iters=4,
 )
 
@@ -74,6 +76,19 @@ def test_decode_of_codes_is_exact_and_deterministic(model):
     torch.testing.assert_close(emb, by_hand)
     a, b = model.decode(codes)[0], model.decode(codes)[0]
     assert np.array_equal(a, b)
+
+
+def test_decode_runs_the_mel_refiner(model):
+    codes = model.encode(speech_like(6000), 16_000)
+    coarse = model.decode_mel(codes, refine=False)
+    # Untrained, the refiner's zero head returns the coarse mel (exactly at temperature 0).
+    torch.testing.assert_close(model.decode_mel(codes, temperature=0.0), coarse)
+    torch.nn.init.normal_(model.refiner.out.weight, std=0.1)
+    try:
+        refined = model.decode_mel(codes, seed=1)
+        assert torch.equal(refined, model.decode_mel(codes, seed=1)) and not torch.allclose(refined, coarse)
+    finally:
+        torch.nn.init.zeros_(model.refiner.out.weight)
 
 
 def test_save_and_load_round_trip(tmp_path, model):
