@@ -1,0 +1,81 @@
+"""Streaming mel decode: codes arrive chunk by chunk, mel frames leave as soon as they are final.
+
+Report Sec. 2.3 and the LongCat-Flash-Omni report §2.2 / §6.2 (streaming speech output). The
+mel decoder is causal up to its post-net, whose look-ahead is `LOOKAHEAD_MEL` frames (one
+token), and the mel refiner is causal (`dina.audio.decoder`, `dina.audio.refiner`). So after N
+tokens of a decoder window, mel frames [0, 8N - 8) can no longer change: `push` re-runs the
+window's prefix (bounded by the decoder's 30 s of positions, as offline decoding is) and emits
+exactly those frames; `flush` emits the held-back last token at the end of the stream.
+
+Equality with offline `AudioTokenizer.decode_mel`: exact up to float rounding without the
+refiner or with it at temperature 0 (tested). At temperature > 0 the refiner's start noise is
+drawn per window offline and per call here, so the two differ by the sampled detail; use
+temperature 0 where streaming must match offline.
+
+The wave: the Griffin-Lim fallback vocoder is iterative over the whole spectrogram and not
+streamable; chunked waveform output waits for the neural vocoder.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dina.audio.decoder import LOOKAHEAD_MEL
+from dina.audio.encoder import MEL_PER_TOKEN
+from dina.audio.tokenizer import AudioTokenizer
+from dina.errors import BadCodes
+
+
+class StreamingMelDecoder:
+    """Feed (t, L) code chunks with `push`; each call returns the (M, F) mel frames that became final."""
+
+    def __init__(self, model: AudioTokenizer, *, refine: bool = False, seed: int = 0) -> None:
+        self.model = model
+        self.refine = refine
+        self.seed = seed
+        self.window_tokens = model.config.decoder.max_frames // 4
+        self._window: list[torch.Tensor] = []  # code embeddings of the current decoder window
+        self._emitted = 0  # frames of the current window already returned
+
+    def _decode_window(self) -> torch.Tensor:
+        emb = torch.cat(self._window)[None]
+        mel = self.model.decoder(emb)
+        if self.refine:
+            generator = torch.Generator().manual_seed(self.seed)
+            mel = self.model.refiner.refine(mel, emb, temperature=0.0, generator=generator)
+        return mel[0]
+
+    def _take(self, final_frames: int) -> torch.Tensor:
+        mel = self._decode_window()
+        out = mel[:, self._emitted : final_frames]
+        self._emitted = max(self._emitted, final_frames)
+        return out
+
+    @torch.no_grad()
+    def push(self, codes_tL: torch.Tensor) -> torch.Tensor:
+        """Append a chunk of codes; returns the newly final mel frames (possibly none)."""
+        sizes = self.model.config.codebook_sizes
+        if codes_tL.ndim != 2 or codes_tL.shape[1] != len(sizes) or codes_tL.dtype.is_floating_point:
+            raise BadCodes(f"a code chunk must be an integer (t, {len(sizes)}) tensor, got {tuple(codes_tL.shape)}")
+        for level, k in enumerate(sizes):
+            if codes_tL.numel() and (int(codes_tL[:, level].min()) < 0 or int(codes_tL[:, level].max()) >= k):
+                raise BadCodes(f"level {level}: ids must be in [0, {k})")
+        outputs = []
+        for row in codes_tL:  # token by token, so that a window boundary inside a chunk is exact
+            if sum(w.shape[0] for w in self._window) == self.window_tokens:
+                outputs.append(self.flush())
+            self._window.append(self.model.rvq.decode(row[None]))
+        if self._window:
+            tokens = sum(w.shape[0] for w in self._window)
+            outputs.append(self._take(max(0, MEL_PER_TOKEN * tokens - LOOKAHEAD_MEL)))
+        return torch.cat(outputs, dim=-1) if outputs else torch.zeros(self.model.config.mel.n_mels, 0)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """End the current window (or the stream): returns its remaining frames and starts a new window."""
+        if not self._window:
+            return torch.zeros(self.model.config.mel.n_mels, 0)
+        tokens = sum(w.shape[0] for w in self._window)
+        out = self._take(MEL_PER_TOKEN * tokens)
+        self._window, self._emitted = [], 0
+        return out
