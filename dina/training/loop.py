@@ -46,6 +46,25 @@ def lr_at(plan: StagePlan, step: int) -> float:
 LossFn = Callable[[int], dict[str, torch.Tensor]]
 
 
+def make_optimizer(params: list[nn.Parameter], plan: StagePlan) -> torch.optim.AdamW:
+    """AdamW (β 0.9, 0.95) at the plan's learning rate and weight decay."""
+    return torch.optim.AdamW(params, lr=plan.lr, betas=(0.9, 0.95), weight_decay=plan.weight_decay)
+
+
+def optimizer_step(
+    optim: torch.optim.Optimizer, params: list[nn.Parameter], loss: torch.Tensor, plan: StagePlan, step: int
+) -> torch.Tensor:
+    """One update: the scheduled learning rate, backward, gradient clipping at `plan.clip`, step.
+    Returns the gradient norm before clipping."""
+    for group in optim.param_groups:
+        group["lr"] = lr_at(plan, step)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, plan.clip) if params else torch.tensor(0.0)
+    optim.step()
+    return grad_norm
+
+
 def run_stage(
     name: str,
     *,
@@ -61,7 +80,7 @@ def run_stage(
 ) -> None:
     """Train `trainable` for `plan.steps` steps of `loss_fn(step)["loss"]`; checkpoints hold `modules`."""
     params = [p for m in trainable for p in m.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=plan.lr, betas=(0.9, 0.95), weight_decay=plan.weight_decay)
+    optim = make_optimizer(params, plan)
     start = 0
     if resume and (ckpt_dir / "trainer.json").exists():
         start = load_checkpoint(ckpt_dir, modules, {"adam": optim})["step"]
@@ -71,13 +90,8 @@ def run_stage(
     bar = tqdm(range(start, plan.steps), desc=name, initial=start, total=plan.steps, disable=not progress)
     for step in bar:
         t0 = time.perf_counter()
-        for group in optim.param_groups:
-            group["lr"] = lr_at(plan, step)
         losses = loss_fn(step)
-        optim.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, plan.clip) if params else torch.tensor(0.0)
-        optim.step()
+        grad_norm = optimizer_step(optim, params, losses["loss"], plan, step)
         row: dict[str, object] = {k: round(v.item(), 6) for k, v in losses.items()}
         row.update(stage=name, step=step, lr=lr_at(plan, step), grad_norm=round(float(grad_norm), 4))
         row["seconds"] = round(time.perf_counter() - t0, 4)

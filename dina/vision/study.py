@@ -32,7 +32,7 @@ from dina.errors import BadArgument, BadInputFile
 from dina.io.atomic import atomic_path, ensure_dir, write_json
 from dina.metrics.image import from_uint8, psnr, ssim
 from dina.quantize import ResidualVQ
-from dina.training.loop import StagePlan, lr_at
+from dina.training.loop import StagePlan, make_optimizer, optimizer_step
 from dina.vision.data import batch_indices, load_images
 from dina.vision.encoder import SemanticEncoder
 from dina.vision.pixel_decoder import PixelDecoder
@@ -42,16 +42,12 @@ from dina.vision.train import _crop, cache_features
 
 
 def _train(params, loss_fn, plan: StagePlan) -> list[float]:
-    optim = torch.optim.AdamW(params, lr=plan.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    """`run_stage`'s update rule without checkpoints or metrics: the loss curve."""
+    optim = make_optimizer(params, plan)
     curve = []
     for step in range(plan.steps):
-        for g in optim.param_groups:
-            g["lr"] = lr_at(plan, step)
         loss = loss_fn(step)
-        optim.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optim.step()
+        optimizer_step(optim, params, loss, plan, step)
         curve.append(loss.item())
     return curve
 
