@@ -35,6 +35,7 @@ from torch import nn
 from dina.audio.encoder import sinusoids
 from dina.config_io import ConfigBase
 from dina.errors import BadArgument, BadConfig
+from dina.layers.norm import FrameGroupNorm
 
 POST_NET_KERNEL = 5
 POST_NET_LAYERS = 4
@@ -70,12 +71,6 @@ def audio_decoder_tiny() -> AudioDecoderConfig:
 def audio_decoder_longcat_next() -> AudioDecoderConfig:
     """Release widths (§7: 8 causal blocks inferred) on the encoder's 5120-wide tokens, 128 mel bins (ours)."""
     return AudioDecoderConfig()
-
-
-def _per_frame(norm: nn.Module, x_BCT: torch.Tensor) -> torch.Tensor:
-    """A GroupNorm applied to each time step alone (statistics over channels only)."""
-    B, C, T = x_BCT.shape
-    return norm(x_BCT.transpose(1, 2).reshape(B * T, C, 1)).reshape(B, T, C).transpose(1, 2)
 
 
 def _causal_upsample(conv: nn.ConvTranspose1d, x_BCF: torch.Tensor) -> torch.Tensor:
@@ -114,14 +109,14 @@ class PostNet(nn.Module):
         widths = [cfg.n_mels] + [cfg.post_net_dim] * (POST_NET_LAYERS - 1) + [cfg.n_mels]
         pad = POST_NET_KERNEL // 2
         self.convs = nn.ModuleList(nn.Conv1d(a, b, POST_NET_KERNEL, padding=pad) for a, b in itertools.pairwise(widths))
-        self.norms = nn.ModuleList(nn.GroupNorm(1, w) for w in widths[1:-1])
+        self.norms = nn.ModuleList(FrameGroupNorm(1, w) for w in widths[1:-1])
 
     def forward(self, mel_BML: torch.Tensor) -> torch.Tensor:
         h = mel_BML
         for i, conv in enumerate(self.convs):
             h = conv(h)
             if i < len(self.norms):
-                h = F.mish(_per_frame(self.norms[i], h))
+                h = F.mish(self.norms[i](h))
         return mel_BML + h
 
 
@@ -135,7 +130,7 @@ class AudioDecoder(nn.Module):
         self.cfg = cfg
         self.proj = nn.Linear(cfg.token_dim, cfg.dim)
         self.up1 = nn.ConvTranspose1d(cfg.dim, cfg.dim, kernel_size=8, stride=4)
-        self.up1_norm = nn.GroupNorm(1, cfg.dim)
+        self.up1_norm = FrameGroupNorm(1, cfg.dim)
         self.register_buffer("positions_FD", sinusoids(cfg.max_frames, cfg.dim), persistent=False)
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
@@ -156,7 +151,7 @@ class AudioDecoder(nn.Module):
                 f"{emb_BNC.shape[1]} tokens from frame {start_frame} exceed the decoder's {cfg.max_frames} "
                 "positions: decode in windows"
             )
-        x = _per_frame(self.up1_norm, _causal_upsample(self.up1, self.proj(emb_BNC).transpose(1, 2)))
+        x = self.up1_norm(_causal_upsample(self.up1, self.proj(emb_BNC).transpose(1, 2)))
         x = x.transpose(1, 2) + self.positions_FD[start_frame : start_frame + frames]
         for block in self.blocks:
             x = block(x)

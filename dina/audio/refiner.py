@@ -30,6 +30,7 @@ from dina.audio.encoder import MEL_PER_TOKEN
 from dina.config_io import ConfigBase, _check
 from dina.errors import BadArgument
 from dina.flow.anchored import anchored_flow_loss, anchored_flow_sample, timestep_embedding, x1_to_velocity
+from dina.layers.norm import FrameGroupNorm
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,27 +64,21 @@ class CausalConv1d(nn.Conv1d):
         return super().forward(F.pad(x_BCL, ((self.kernel_size[0] - 1) * self.dilation[0], 0)))
 
 
-def _per_frame_norm(norm: nn.GroupNorm, x_BCL: torch.Tensor) -> torch.Tensor:
-    """GroupNorm over channel groups of each frame alone (so no statistic spans time)."""
-    B, C, L = x_BCL.shape
-    return norm(x_BCL.transpose(1, 2).reshape(B * L, C, 1)).reshape(B, L, C).transpose(1, 2)
-
-
 class CausalResBlock(nn.Module):
     """norm-SiLU-causal conv, then AdaGN (time scale and shift)-SiLU-causal conv, plus the input."""
 
     def __init__(self, channels: int, dilation: int, time_dim: int, groups: int) -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, channels)
+        self.norm1 = FrameGroupNorm(groups, channels)
         self.conv1 = CausalConv1d(channels, channels, 3, dilation=dilation)
-        self.norm2 = nn.GroupNorm(groups, channels)
+        self.norm2 = FrameGroupNorm(groups, channels)
         self.film = nn.Linear(time_dim, 2 * channels)
         self.conv2 = CausalConv1d(channels, channels, 3, dilation=dilation)
 
     def forward(self, x_BCL: torch.Tensor, temb_BT: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(_per_frame_norm(self.norm1, x_BCL)))
+        h = self.conv1(F.silu(self.norm1(x_BCL)))
         scale_BC1, shift_BC1 = self.film(temb_BT)[:, :, None].chunk(2, dim=1)
-        h = _per_frame_norm(self.norm2, h) * (1 + scale_BC1) + shift_BC1
+        h = self.norm2(h) * (1 + scale_BC1) + shift_BC1
         return x_BCL + self.conv2(F.silu(h))
 
 
@@ -99,7 +94,7 @@ class MelRefiner(nn.Module):
         self.stem = CausalConv1d(2 * cfg.n_mels, cfg.channels, 3)
         self.cond_proj = nn.Linear(cfg.cond_dim, cfg.channels)
         self.blocks = nn.ModuleList(CausalResBlock(cfg.channels, d, cfg.time_dim, cfg.groups) for d in cfg.dilations)
-        self.out_norm = nn.GroupNorm(cfg.groups, cfg.channels)
+        self.out_norm = FrameGroupNorm(cfg.groups, cfg.channels)
         self.out = nn.Conv1d(cfg.channels, cfg.n_mels, 1)
         nn.init.zeros_(self.out.weight)  # untrained: x1 = 0, the coarse mel comes back unchanged
         assert self.out.bias is not None
@@ -125,7 +120,7 @@ class MelRefiner(nn.Module):
         h = self.stem(torch.cat([x_t_BML, coarse_BML], dim=1)) + cond_BCL
         for block in self.blocks:
             h = block(h, temb_BT)
-        return self.out(F.silu(_per_frame_norm(self.out_norm, h)))
+        return self.out(F.silu(self.out_norm(h)))
 
     def forward(
         self, x_t_BML: torch.Tensor, coarse_BML: torch.Tensor, emb_BND: torch.Tensor, t_B: torch.Tensor

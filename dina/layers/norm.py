@@ -1,4 +1,5 @@
-"""RMSNorm, the normalisation of every dina transformer (report Sec. 2.2, 2.4; release §1, §3).
+"""RMSNorm, the normalisation of every dina transformer (report Sec. 2.2, 2.4; release §1, §3),
+and `FrameGroupNorm` for causal convolutional stacks (Sec. 2.3).
 
 y = x / sqrt(mean(x^2) + eps) * weight, computed in fp32 whatever the input dtype (a bf16 mean
 of squares loses too much precision), returned in the input dtype. No bias and no mean
@@ -29,3 +30,17 @@ class RMSNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class FrameGroupNorm(nn.GroupNorm):
+    """GroupNorm over the channel groups of each time step alone, for (B, C, T) sequences.
+
+    A plain GroupNorm on a sequence pools statistics over time too, so a late frame changes the
+    output at every earlier one; per frame, a causal stack stays causal (the audio decoder and
+    mel refiner rely on this for streaming). Parameters and their names are GroupNorm's.
+    """
+
+    def forward(self, x_BCT: torch.Tensor) -> torch.Tensor:
+        B, C, T = x_BCT.shape
+        y = super().forward(x_BCT.transpose(1, 2).reshape(B * T, C, 1))
+        return y.reshape(B, T, C).transpose(1, 2)
