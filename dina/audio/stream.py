@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 
 from dina.audio.decoder import LOOKAHEAD_MEL
-from dina.audio.encoder import MEL_PER_TOKEN
-from dina.audio.tokenizer import AudioTokenizer
-from dina.errors import BadCodes
+from dina.audio.encoder import MEL_PER_TOKEN, SAMPLES_PER_TOKEN
+from dina.audio.tokenizer import AudioCodes, AudioTokenizer
 
 
 class StreamingMelDecoder:
@@ -34,48 +33,42 @@ class StreamingMelDecoder:
         self.refine = refine
         self.seed = seed
         self.window_tokens = model.config.decoder.max_frames // 4
-        self._window: list[torch.Tensor] = []  # code embeddings of the current decoder window
+        self._window: list[torch.Tensor] = []  # (D,) code embeddings of the current decoder window
         self._emitted = 0  # frames of the current window already returned
 
-    def _decode_window(self) -> torch.Tensor:
-        emb = torch.cat(self._window)[None]
+    def _take(self, final_frames: int) -> torch.Tensor:
+        """Decode the window so far and return its frames in [emitted, final_frames)."""
+        emb = torch.stack(self._window)[None]
         mel = self.model.decoder(emb)
         if self.refine:
             generator = torch.Generator().manual_seed(self.seed)
             mel = self.model.refiner.refine(mel, emb, temperature=0.0, generator=generator)
-        return mel[0]
-
-    def _take(self, final_frames: int) -> torch.Tensor:
-        mel = self._decode_window()
-        out = mel[:, self._emitted : final_frames]
+        out = mel[0, :, self._emitted : final_frames]
         self._emitted = max(self._emitted, final_frames)
         return out
 
     @torch.no_grad()
     def push(self, codes_tL: torch.Tensor) -> torch.Tensor:
         """Append a chunk of codes; returns the newly final mel frames (possibly none)."""
-        sizes = self.model.config.codebook_sizes
-        if codes_tL.ndim != 2 or codes_tL.shape[1] != len(sizes) or codes_tL.dtype.is_floating_point:
-            raise BadCodes(f"a code chunk must be an integer (t, {len(sizes)}) tensor, got {tuple(codes_tL.shape)}")
-        for level, k in enumerate(sizes):
-            if codes_tL.numel() and (int(codes_tL[:, level].min()) < 0 or int(codes_tL[:, level].max()) >= k):
-                raise BadCodes(f"level {level}: ids must be in [0, {k})")
+        n_mels = self.model.config.mel.n_mels
+        if codes_tL.ndim == 2 and codes_tL.shape[0] == 0:
+            return torch.zeros(n_mels, 0)
+        AudioCodes(codes=codes_tL, num_samples=SAMPLES_PER_TOKEN * codes_tL.shape[0]).check(
+            self.model.config.codebook_sizes
+        )
         outputs = []
-        for row in codes_tL:  # token by token, so that a window boundary inside a chunk is exact
-            if sum(w.shape[0] for w in self._window) == self.window_tokens:
+        for emb_D in self.model.rvq.decode(codes_tL):  # token by token: a window may close inside a chunk
+            if len(self._window) == self.window_tokens:
                 outputs.append(self.flush())
-            self._window.append(self.model.rvq.decode(row[None]))
-        if self._window:
-            tokens = sum(w.shape[0] for w in self._window)
-            outputs.append(self._take(max(0, MEL_PER_TOKEN * tokens - LOOKAHEAD_MEL)))
-        return torch.cat(outputs, dim=-1) if outputs else torch.zeros(self.model.config.mel.n_mels, 0)
+            self._window.append(emb_D)
+        outputs.append(self._take(max(0, MEL_PER_TOKEN * len(self._window) - LOOKAHEAD_MEL)))
+        return torch.cat(outputs, dim=-1)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
         """End the current window (or the stream): returns its remaining frames and starts a new window."""
         if not self._window:
             return torch.zeros(self.model.config.mel.n_mels, 0)
-        tokens = sum(w.shape[0] for w in self._window)
-        out = self._take(MEL_PER_TOKEN * tokens)
+        out = self._take(MEL_PER_TOKEN * len(self._window))
         self._window, self._emitted = [], 0
         return out

@@ -15,15 +15,11 @@ model whole.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dina.audio.config import AudioTokenizerConfig
@@ -32,9 +28,9 @@ from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioTokenEncoder, pad_to_toke
 from dina.audio.griffin_lim import mel_to_wave
 from dina.audio.mel import LogMel
 from dina.audio.refiner import MelRefiner
-from dina.errors import BadAudio, BadCodes, BadInputFile
-from dina.io.atomic import atomic_path
-from dina.io.audio import check_wave, resample, to_mono
+from dina.errors import BadCodes
+from dina.io.audio import mono_at
+from dina.io.codes import load_codes_file, save_codes_file
 from dina.quantize import ResidualVQ
 from dina.training.checkpoint import Pretrained
 
@@ -80,28 +76,18 @@ class AudioCodes:
 
 
 def save_audio_codes(path: str | os.PathLike, clips: list[AudioCodes]) -> None:
-    """Several clips' codes in one safetensors file (`codes.{i}`, lengths in the metadata), atomically."""
-    tensors = {f"codes.{i}": c.codes.to(torch.int64).contiguous() for i, c in enumerate(clips)}
-    meta = {"num_samples": json.dumps([c.num_samples for c in clips])}
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    """Several clips' codes in one file (`dina.io.codes`; clip lengths in the metadata), atomically."""
+    save_codes_file(path, [c.codes for c in clips], {"num_samples": [c.num_samples for c in clips]})
 
 
 def load_audio_codes(path: str | os.PathLike) -> list[AudioCodes]:
     """The clips of a file written by `save_audio_codes`; anything else is `BadCodes`."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputFile(f"codes file {path} does not exist")
+    codes, meta = load_codes_file(path, "audio", "num_samples")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-        lengths = [int(n) for n in json.loads(meta["num_samples"])]
-    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
+        lengths = [int(n) for n in meta["num_samples"]]
+    except (TypeError, ValueError) as e:
         raise BadCodes(f"{path} is not a dina audio codes file: {e}") from e
-    if set(tensors) != {f"codes.{i}" for i in range(len(lengths))}:
-        raise BadCodes(f"{path}: {len(tensors)} code tensors for {len(lengths)} clip lengths")
-    return [AudioCodes(codes=tensors[f"codes.{i}"], num_samples=n) for i, n in enumerate(lengths)]
+    return [AudioCodes(codes=c, num_samples=n) for c, n in zip(codes, lengths, strict=True)]
 
 
 class AudioTokenizer(Pretrained, nn.Module):
@@ -120,19 +106,6 @@ class AudioTokenizer(Pretrained, nn.Module):
         self.refiner = MelRefiner(config.refiner)
 
     # ---- tokenizer -------------------------------------------------------------------------
-    @staticmethod
-    def to_16k(wave: np.ndarray | torch.Tensor, sr: int) -> torch.Tensor:
-        """(T,) or (T, C) float samples at `sr` -> (T',) float32 at 16 kHz mono, or BadAudio."""
-        if isinstance(wave, torch.Tensor):
-            wave = wave.detach().cpu().numpy()
-        wave = np.asarray(wave)
-        if wave.ndim not in (1, 2):
-            raise BadAudio(f"expected a wave of shape (T,) or (T, C), got {wave.shape}")
-        if not np.issubdtype(wave.dtype, np.floating):
-            raise BadAudio(f"expected float samples in [-1, 1], got dtype {wave.dtype}")
-        mono = check_wave(to_mono(wave))
-        return torch.from_numpy(check_wave(resample(mono, sr, SAMPLE_RATE)).copy())
-
     def mel_windows(self, wave_T: torch.Tensor) -> list[torch.Tensor]:
         """A 16 kHz wave -> its log-mel, one (M, ≤ 8·window_tokens) tensor per encoder window."""
         padded = pad_to_tokens(wave_T)
@@ -142,7 +115,9 @@ class AudioTokenizer(Pretrained, nn.Module):
     @torch.no_grad()
     def encode(self, wave: np.ndarray | torch.Tensor, sr: int) -> AudioCodes:
         """A clip at any rate and channel count -> (ceil(T / 1280), L) codes at 12.5 Hz."""
-        wave_T = self.to_16k(wave, sr)
+        if isinstance(wave, torch.Tensor):
+            wave = wave.detach().cpu().numpy()
+        wave_T = torch.from_numpy(mono_at(wave, sr, SAMPLE_RATE).copy())
         tokens = [self.encoder(mel[None])[0] for mel in self.mel_windows(wave_T)]
         codes = self.rvq.encode(torch.cat(tokens))
         return AudioCodes(codes=codes, num_samples=int(wave_T.shape[0]))

@@ -45,6 +45,20 @@ def check_wave(wave: np.ndarray, where: str = "audio") -> np.ndarray:
     return wave
 
 
+def mono_at(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE, where: str = "audio") -> np.ndarray:
+    """(T,) or (T, C) float samples at `sr_in` -> checked mono float32 (T',) at `sr_out`.
+
+    Refused with `BadAudio`: other shapes, integer samples (scale PCM first), empty audio,
+    NaN or infinite samples, a non-positive rate."""
+    wave = np.asarray(wave)
+    if wave.ndim not in (1, 2):
+        raise BadAudio(f"{where}: expected a wave of shape (T,) or (T, C), got {wave.shape}")
+    if not np.issubdtype(wave.dtype, np.floating):
+        raise BadAudio(f"{where}: expected float samples in [-1, 1], got dtype {wave.dtype} (scale integer PCM first)")
+    mono = check_wave(to_mono(wave), where)
+    return check_wave(resample(mono, sr_in, sr_out), where)
+
+
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as mono float32 at `sr` Hz, shape (T,)."""
     path = Path(path)
@@ -56,8 +70,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
         data, sr_in = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise BadAudio(f"audio {path} is corrupt or in an unsupported format: {e}") from e
-    wave = check_wave(to_mono(data), where=f"audio {path}")
-    return check_wave(resample(wave, sr_in, sr), where=f"audio {path}")
+    return mono_at(data, sr_in, sr, where=f"audio {path}")
 
 
 def save_wav(path: str | os.PathLike, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:

@@ -15,20 +15,16 @@ Shapes: T tokens of a packed batch, C code dim, F SAE feature dim, L levels, h×
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dina.errors import BadCodes, BadConfig, BadInputFile
-from dina.io.atomic import atomic_path
+from dina.errors import BadCodes, BadConfig
+from dina.io.codes import load_codes_file, save_codes_file
 from dina.quantize import ResidualVQ, RVQOutput
 from dina.training.checkpoint import Pretrained
 from dina.vision.config import VisionTokenizerConfig
@@ -146,30 +142,17 @@ class VisionCodes:
                     raise BadCodes(f"image {i}, level {level}: ids must be in [0, {k}), got {int(ids.max())}")
 
     def save(self, path: str | os.PathLike) -> None:
-        tensors = {f"codes.{i}": c.to(torch.int64).contiguous() for i, c in enumerate(self.codes)}
-        meta = {"sizes": json.dumps(self.sizes), "original_sizes": json.dumps(self.original_sizes)}
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+        save_codes_file(path, list(self.codes), {"sizes": self.sizes, "original_sizes": self.original_sizes})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> VisionCodes:
-        path = Path(path)
-        if not path.is_file():
-            raise BadInputFile(f"codes file {path} does not exist")
+        codes, meta = load_codes_file(path, "vision", "sizes")
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(str(path))
-            sizes = [tuple(s) for s in json.loads(meta["sizes"])]
-            originals = [tuple(s) for s in json.loads(meta.get("original_sizes", meta["sizes"]))]
-        except (SafetensorError, OSError, KeyError, ValueError) as e:
+            sizes = tuple(tuple(s) for s in meta["sizes"])
+            originals = tuple(tuple(s) for s in meta.get("original_sizes", meta["sizes"]))
+        except TypeError as e:
             raise BadCodes(f"{path} is not a dina vision codes file: {e}") from e
-        if set(tensors) != {f"codes.{i}" for i in range(len(sizes))}:
-            raise BadCodes(f"{path}: {len(tensors)} code grids for {len(sizes)} sizes")
-        codes = tuple(tensors[f"codes.{i}"] for i in range(len(sizes)))
-        return cls(codes=codes, sizes=tuple(sizes), original_sizes=tuple(originals))  # type: ignore[arg-type]
+        return cls(codes=tuple(codes), sizes=sizes, original_sizes=originals)  # type: ignore[arg-type]
 
 
 class VisionTokenizer(Pretrained, nn.Module):
