@@ -19,12 +19,6 @@ def tokenizer(tmp_path_factory):
     return path
 
 
-def _fails(argv, capsys, match):
-    assert main([str(a) for a in argv]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and match in err, err
-
-
 def test_encode_decode_round_trip_through_files(tmp_path, tokenizer, capsys):
     t = np.arange(44_100) / 44_100
     tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
@@ -53,40 +47,34 @@ def test_encode_decode_round_trip_through_files(tmp_path, tokenizer, capsys):
     assert "decoded 2 clip(s)" in capsys.readouterr().out
 
 
-def test_bad_inputs(tmp_path, tokenizer, capsys):
+def test_bad_inputs(tmp_path, tokenizer, cli_fails):
     (tmp_path / "t.wav").write_bytes(b"RIFF....WAVEfmt truncated")
-    _fails(
+    cli_fails(
         ["audio", "encode", tmp_path / "t.wav", "--tokenizer", tokenizer, "--out", tmp_path / "c.safetensors"],
-        capsys,
         "corrupt",
     )
-    _fails(
+    cli_fails(
         ["audio", "encode", tmp_path / "none.wav", "--tokenizer", tokenizer, "--out", tmp_path / "c"],
-        capsys,
         "does not exist",
     )
-    _fails(
+    cli_fails(
         ["audio", "encode", tmp_path / "t.wav", "--tokenizer", tmp_path / "nope", "--out", tmp_path / "c"],
-        capsys,
         "does not exist",
     )
     save_audio_codes(tmp_path / "bad.safetensors", [AudioCodes(codes=torch.full((2, 8), 9000), num_samples=100)])
-    _fails(
+    cli_fails(
         ["audio", "decode", tmp_path / "bad.safetensors", "--tokenizer", tokenizer, "--out", tmp_path / "o"],
-        capsys,
         "ids must be in",
     )
     save_audio_codes(
         tmp_path / "levels.safetensors", [AudioCodes(codes=torch.zeros(2, 3, dtype=torch.long), num_samples=100)]
     )
-    _fails(
+    cli_fails(
         ["audio", "decode", tmp_path / "levels.safetensors", "--tokenizer", tokenizer, "--out", tmp_path / "o"],
-        capsys,
         "(T, 8)",
     )
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
-    _fails(
+    cli_fails(
         ["audio", "decode", tmp_path / "junk.safetensors", "--tokenizer", tokenizer, "--out", tmp_path / "o"],
-        capsys,
         "not a dina audio codes file",
     )

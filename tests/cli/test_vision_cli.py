@@ -18,12 +18,6 @@ def tokenizer(tmp_path_factory):
     return path
 
 
-def _fails(argv, capsys, match):
-    assert main([str(a) for a in argv]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and match in err, err
-
-
 def test_encode_decode_round_trip_through_files(tmp_path, tokenizer, capsys):
     save_png(tmp_path / "a.png", np.full((56, 84, 3), 120, dtype=np.uint8))
     assert (
@@ -59,36 +53,31 @@ def test_encode_decode_round_trip_through_files(tmp_path, tokenizer, capsys):
     assert (tmp_path / "d" / "0000.png").exists()
 
 
-def test_bad_inputs(tmp_path, tokenizer, capsys):
+def test_bad_inputs(tmp_path, tokenizer, cli_fails):
     (tmp_path / "t.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    _fails(
+    cli_fails(
         ["vision", "encode", tmp_path / "t.png", "--tokenizer", tokenizer, "--out", tmp_path / "c.safetensors"],
-        capsys,
         "corrupt",
     )
-    _fails(
+    cli_fails(
         ["vision", "encode", tmp_path / "none.png", "--tokenizer", tokenizer, "--out", tmp_path / "c"],
-        capsys,
         "does not exist",
     )
-    _fails(
+    cli_fails(
         ["vision", "eval", "--tokenizer", tmp_path / "nope", "--images", tmp_path, "--json", tmp_path / "e.json"],
-        capsys,
         "does not exist",
     )
     bad = VisionCodes(codes=(torch.full((2, 2, 8), 5000),), sizes=((56, 56),), original_sizes=((56, 56),))
     bad.save(tmp_path / "bad.safetensors")
-    _fails(
+    cli_fails(
         ["vision", "decode", tmp_path / "bad.safetensors", "--tokenizer", tokenizer, "--out", tmp_path / "o"],
-        capsys,
         "ids must be in",
     )
-    _fails(
+    cli_fails(
         ["vision", "train", "--data", tmp_path / "missing", "--out", tmp_path / "run", "--steps", "2"],
-        capsys,
         "does not exist",
     )
-    _fails(
+    cli_fails(
         [
             "vision",
             "study",
@@ -102,6 +91,5 @@ def test_bad_inputs(tmp_path, tokenizer, capsys):
             "--tokenizer",
             tmp_path / "none",
         ],
-        capsys,
         "trained tokenizer",
     )
