@@ -161,18 +161,24 @@ class Bridge(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
+def principal_directions(x_NV: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k principal components of N samples x (float64): variances (k,), largest first,
+    and unit directions as rows (k, V)."""
+    x = x_NV.double()
+    x = x - x.mean(0)
+    evals, evecs = torch.linalg.eigh(x.T @ x / max(1, x.shape[0] - 1))
+    order = torch.argsort(evals, descending=True)[:k]
+    return evals[order], evecs[:, order].T
+
+
 def _principal_rows(x_NV: torch.Tensor, k: int, *, whiten: bool, eps: float = 1e-3) -> torch.Tensor:
     """(k, V) rows: the top-k principal directions of x. Whitened: each scaled to give
     unit-variance outputs (eigenvalues floored at eps · the largest). Not whitened: all scaled by
     one factor, so that the first output has unit variance and distances between outputs are
     distances in x's principal subspace."""
-    x = x_NV.double()
-    x = x - x.mean(0)
-    evals, evecs = torch.linalg.eigh(x.T @ x / max(1, x.shape[0] - 1))
-    order = torch.argsort(evals, descending=True)[:k]
-    lam = evals[order].clamp_min(eps * float(evals.max()))
-    scale = lam.sqrt() if whiten else lam[0].sqrt()
-    return (evecs[:, order] / scale).T
+    evals, rows = principal_directions(x_NV, k)
+    lam = evals.clamp_min(eps * float(evals[0]))
+    return rows / (lam.sqrt()[:, None] if whiten else lam[0].sqrt())
 
 
 class SemanticEncoder(nn.Module):

@@ -38,7 +38,7 @@ from dina.vision.encoder import SemanticEncoder
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import QuantProjection, SemanticDecoder, VisionTokenizer
-from dina.vision.train import _crop, cache_features
+from dina.vision.train import _crop, cache_features, start_from_patches
 
 
 def _train(params, loss_fn, plan: StagePlan) -> list[float]:
@@ -95,8 +95,7 @@ def random_encoder(model: VisionTokenizer, train_recs, val_recs, steps: int, see
     random_sae = SemanticEncoder(c.sae).eval()
     # The same start as training's (data-dependent principal directions, `init_from_patches`),
     # so the two encoders differ only by the SAE stage's training.
-    sample = [r.rgb for r in train_recs[:: max(1, len(train_recs) // 256)]]
-    random_sae.init_from_patches(model.preprocess(sample).patches_NP)
+    start_from_patches(model, random_sae, train_recs)
     result: dict[str, Any] = {}
     for name, encoder in (("random_sae", random_sae), ("trained_sae", model.encoder)):
         probe = VisionTokenizer(c)

@@ -28,7 +28,7 @@ from dina.io.codes import load_codes_file, save_codes_file
 from dina.quantize import ResidualVQ, RVQOutput
 from dina.training.checkpoint import Pretrained
 from dina.vision.config import VisionTokenizerConfig
-from dina.vision.encoder import EncoderOutput, SemanticEncoder
+from dina.vision.encoder import EncoderOutput, SemanticEncoder, principal_directions
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import PackedImages, denormalize, preprocess_images, unpatchify
 from dina.vision.refiner import FlowRefiner
@@ -88,11 +88,8 @@ class QuantProjection(nn.Module):
         self.mean.copy_(z_TF.mean(0))
         self.std.copy_(z_TF.std(0).pow(2).mean().sqrt().clamp_min(eps))
         if self.kind == "pca":
-            x = self.standardize(z_TF).double()
-            evals, evecs = torch.linalg.eigh(x.T @ x / max(1, x.shape[0] - 1))
-            top = torch.argsort(evals, descending=True)[: self.components.shape[0]]
-            scale = evals[top].clamp_min(0).mean().clamp_min(eps).sqrt()
-            self.components.copy_((evecs[:, top] / scale).T)
+            evals, rows = principal_directions(self.standardize(z_TF), self.components.shape[0])
+            self.components.copy_(rows / evals.clamp_min(0).mean().clamp_min(eps).sqrt())
 
     def standardize(self, z_TF: torch.Tensor) -> torch.Tensor:
         return (z_TF - self.mean) / self.std

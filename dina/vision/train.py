@@ -46,6 +46,7 @@ from dina.training.loop import StagePlan, run_stage
 from dina.training.metrics import MetricsLog
 from dina.vision.config import VisionTokenizerConfig
 from dina.vision.data import ImageRecord, batch_indices, load_images
+from dina.vision.encoder import SemanticEncoder
 from dina.vision.preprocess import pack_pixels
 from dina.vision.sae_objective import (
     PAD,
@@ -171,6 +172,13 @@ def rvq_loss_fn(model, features, plan) -> Callable[[int], dict[str, torch.Tensor
         return {"loss": total, "commit": out.commit_loss.detach(), "semantic": semantic.detach(), "usage": usage}
 
     return loss
+
+
+def start_from_patches(model: VisionTokenizer, encoder: SemanticEncoder, records: list[ImageRecord]) -> None:
+    """The SAE's data-dependent start (`SemanticEncoder.init_from_patches`) from the patches of
+    about 256 evenly spaced training images (preprocessed as the tokenizer does)."""
+    sample = [r.rgb for r in records[:: max(1, len(records) // 256)]]
+    encoder.init_from_patches(model.preprocess(sample).patches_NP)
 
 
 def _crop(grid: tuple[int, int], max_tokens: int, rng: random.Random) -> tuple[int, int, int, int]:
@@ -305,8 +313,7 @@ def train_vision(
         resuming[0] = True  # later stages look for their own checkpoints (none yet on a fresh run)
 
     if plan.sae_pca_init:  # before the first step; a resumed run overwrites it from its checkpoint
-        sample = [records[i].rgb for i in range(0, len(records), max(1, len(records) // 256))]
-        model.encoder.init_from_patches(model.preprocess(sample).patches_NP)
+        start_from_patches(model, model.encoder, records)
     stage("sae", [model.encoder, answer, probe], sae_loss_fn(model, answer, probe, vocab, records, plan))
     _freeze(model.encoder, answer, probe)
     features = cache_features(model, records)
