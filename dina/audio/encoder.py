@@ -14,7 +14,7 @@ Framing (ours, the release pads to 30 s instead): `pad_to_tokens` pads a wave at
 zeros to a whole number of 80 ms tokens (1,280 samples), so that any non-empty wave of T samples
 gives exactly ceil(T / 1280) tokens: 8n mel frames -> 4n encoder frames -> n tokens. Long
 audio is encoded in windows of `window_tokens` tokens (30 s, Whisper's position range), each
-encoded alone (`AudioEncoder.encode_windows`), so memory is bounded by one window.
+encoded alone (`AudioTokenizer.mel_windows`), so memory is bounded by one window.
 
 Shapes: B batch, M mel bins, L mel frames (100 Hz), F encoder frames (50 Hz), N tokens (12.5 Hz),
 D encoder width, H heads.
@@ -23,7 +23,6 @@ D encoder width, H heads.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -153,7 +152,7 @@ class AudioEncoder(nn.Module):
         if frames > cfg.max_frames:
             raise BadArgument(
                 f"{mel_BML.shape[2]} mel frames give {frames} encoder frames, more than the {cfg.max_frames} "
-                "positions of one window: use encode_windows"
+                "positions of one window: encode long audio window by window (AudioTokenizer.encode does)"
             )
         real_B1L = None
         if mel_lengths_B is not None:  # padding reads as zeros to the convolutions, as past a row's end
@@ -206,13 +205,3 @@ class AudioTokenEncoder(nn.Module):
         if mel_BML.shape[-1] % MEL_PER_TOKEN:
             raise BadArgument(f"mel frames must be a multiple of {MEL_PER_TOKEN} (pad the wave with pad_to_tokens)")
         return self.bridge(self.encoder(mel_BML, mel_lengths_B))
-
-    def windows(self, mel_ML: torch.Tensor) -> Iterator[torch.Tensor]:
-        """The (M, ≤ 8·window_tokens) windows of one long log-mel, in order."""
-        step = self.cfg.window_tokens * MEL_PER_TOKEN
-        for start in range(0, mel_ML.shape[-1], step):
-            yield mel_ML[:, start : start + step]
-
-    def encode_windows(self, mel_ML: torch.Tensor) -> torch.Tensor:
-        """(M, L) log-mel of any length (L a multiple of 8) -> (L/8, 4D), one window at a time."""
-        return torch.cat([self(w[None])[0] for w in self.windows(mel_ML)])
