@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from dina.errors import BadCheckpoint, BadInputFile
 from dina.vision.encoder import SAEConfig, SemanticEncoder
+from dina.weights.files import read_prefixed_tensors
 
 # (vision tower prefix, bridge / merger prefix), tried in order.
 LAYOUTS = (
@@ -136,13 +136,7 @@ def read_vision_tensors(path_or_dir: str | os.PathLike) -> dict[str, torch.Tenso
     prefixes = tuple(p for layout in LAYOUTS for p in layout)
     state: dict[str, torch.Tensor] = {}
     for file in _shard_files(Path(path_or_dir)):
-        try:
-            with safe_open(str(file), framework="pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open handles are not iterable)
-                    if key.startswith(prefixes):
-                        state[key] = f.get_tensor(key)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise BadCheckpoint(f"{file} is not a readable safetensors file: {e}") from e
+        state.update(read_prefixed_tensors(file, prefixes))
     return state
 
 

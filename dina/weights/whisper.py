@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from dina.audio.encoder import AudioEncoder, AudioEncoderConfig, sinusoids
 from dina.errors import BadCheckpoint, BadInputFile
+from dina.weights.files import read_prefixed_tensors
 
 POSITIONS = "positions_FD"  # our (non-persistent) buffer's name
 
@@ -210,15 +210,7 @@ def read_whisper_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         file = file / "model.safetensors"
     if not file.is_file():
         raise BadInputFile(f"Whisper checkpoint {file} does not exist (give a .safetensors file or its directory)")
-    state: dict[str, torch.Tensor] = {}
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 (safe_open handles are not iterable)
-                if key.startswith(_PREFIXES):  # decoder tensors are never read
-                    state[key] = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise BadCheckpoint(f"{file} is not a readable safetensors file: {e}") from e
-    return state
+    return read_prefixed_tensors(file, _PREFIXES)  # decoder tensors are never read
 
 
 def _as_state(path_or_state: str | os.PathLike | Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
