@@ -38,12 +38,9 @@ class StreamingMelDecoder:
 
     def _take(self, final_frames: int) -> torch.Tensor:
         """Decode the window so far and return its frames in [emitted, final_frames)."""
-        emb = torch.stack(self._window)[None]
-        mel = self.model.decoder(emb)
-        if self.refine:
-            generator = torch.Generator().manual_seed(self.seed)
-            mel = self.model.refiner.refine(mel, emb, temperature=0.0, generator=generator)
-        out = mel[0, :, self._emitted : final_frames]
+        generator = torch.Generator().manual_seed(self.seed)
+        mel = self.model.decode_window(torch.stack(self._window), self.refine, 0.0, generator)
+        out = mel[:, self._emitted : final_frames]
         self._emitted = max(self._emitted, final_frames)
         return out
 

@@ -133,14 +133,18 @@ class AudioTokenizer(Pretrained, nn.Module):
         emb = self.rvq.decode(codes.codes)
         step = self.config.decoder.max_frames // 4
         generator = torch.Generator().manual_seed(seed)
-        mels = []
-        for s in range(0, emb.shape[0], step):
-            window = emb[None, s : s + step]
-            mel = self.decoder(window)
-            if refine:
-                mel = self.refiner.refine(mel, window, temperature=temperature, generator=generator)
-            mels.append(mel[0])
-        return torch.cat(mels, dim=-1)
+        windows = [emb[s : s + step] for s in range(0, emb.shape[0], step)]
+        return torch.cat([self.decode_window(w, refine, temperature, generator) for w in windows], dim=-1)
+
+    @torch.no_grad()
+    def decode_window(
+        self, emb_ND: torch.Tensor, refine: bool, temperature: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """One decoder window's (N, D) code embeddings -> (M, 8N) log-mel: decoder, then refiner."""
+        mel = self.decoder(emb_ND[None])
+        if refine:
+            mel = self.refiner.refine(mel, emb_ND[None], temperature=temperature, generator=generator)
+        return mel[0]
 
     @torch.no_grad()
     def decode(
