@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import time
-from pathlib import Path
 
-from dina.cli.args import positive_int
+from dina.cli.args import add_training_arguments, positive_int, run_training
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
-
     from dina.presets import get_preset
-    from dina.vision.train import STAGES, VisionTrainPlan, train_vision
+    from dina.vision.train import VisionTrainPlan, train_vision
 
-    config = get_preset(args.preset).vision
-    plan = dataclasses.replace(VisionTrainPlan(), seed=args.seed)
-    if args.steps:
-        steps = {
-            s: dataclasses.replace(getattr(plan, s), steps=args.steps, warmup=min(20, args.steps // 2)) for s in STAGES
-        }
-        plan = dataclasses.replace(plan, **steps)
-    torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    train_vision(args.data, args.out, config, plan, resume=args.resume)
-    print(f"trained in {time.perf_counter() - start:.0f} s -> {Path(args.out) / 'tokenizer'}")
-    return 0
+    return run_training(args, train_vision, get_preset(args.preset).vision, VisionTrainPlan(seed=args.seed))
 
 
 def _encode(args: argparse.Namespace) -> int:
@@ -90,13 +74,7 @@ def register(sub) -> None:
     vsub = parser.add_subparsers(dest="vision_command", required=True)
 
     p = vsub.add_parser("train", help="train SAE -> RVQ -> pixel decoder -> refiner")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--data", required=True, help="ShapesWorld directory or manifest")
-    p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=positive_int, help="steps of every stage (default: the preset's plan)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=positive_int, default=2)
+    add_training_arguments(p, "ShapesWorld directory or manifest")
     p.set_defaults(func=_train)
 
     p = vsub.add_parser("encode", help="images -> codes (.safetensors)")

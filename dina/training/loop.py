@@ -8,12 +8,15 @@ weights, the optimizer state and (seed, s), all of which the checkpoint restores
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar, Self
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -35,12 +38,41 @@ class StagePlan:
     min_lr_ratio: float = 0.1
 
 
+class StagedPlan:
+    """Mixin for a frozen plan dataclass with one `StagePlan` field per name in `stages`."""
+
+    stages: ClassVar[tuple[str, ...]] = ()
+
+    def _with_each(self, steps_of: Callable[[StagePlan], int]) -> Self:
+        def resize(p: StagePlan) -> StagePlan:
+            steps = steps_of(p)
+            return dataclasses.replace(p, steps=steps, warmup=min(p.warmup, steps // 2))
+
+        return dataclasses.replace(self, **{name: resize(getattr(self, name)) for name in self.stages})  # type: ignore[type-var]
+
+    def scaled(self, factor: float) -> Self:
+        """The same plan with every stage's steps multiplied by `factor` (at least 2 each)."""
+        return self._with_each(lambda p: max(2, round(p.steps * factor)))
+
+    def with_steps(self, steps: int) -> Self:
+        """The same plan with `steps` steps in every stage."""
+        return self._with_each(lambda p: steps)
+
+
 def lr_at(plan: StagePlan, step: int) -> float:
     """Linear warm-up to `lr`, then cosine decay to `min_lr_ratio · lr` at the last step."""
     if step < plan.warmup:
         return plan.lr * (step + 1) / plan.warmup
     progress = (step - plan.warmup) / max(plan.steps - plan.warmup, 1)
     return plan.lr * (plan.min_lr_ratio + (1 - plan.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """The indices of the batch at `step`: epochs are seeded permutations, batches consecutive slices."""
+    per_epoch = max(n // batch_size, 1)
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return [int(i) for i in order[k * batch_size : (k + 1) * batch_size]]
 
 
 LossFn = Callable[[int], dict[str, torch.Tensor]]
@@ -99,3 +131,55 @@ def run_stage(
         bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
         if (step + 1) % checkpoint_every == 0 or step + 1 == plan.steps:
             save_checkpoint(ckpt_dir, modules, {"adam": optim}, step=step + 1, extra={"stage": name})
+
+
+def freeze(*modules: nn.Module) -> None:
+    """Evaluation mode and no gradients: a finished stage's modules."""
+    for m in modules:
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+
+
+def unfreeze(*modules: nn.Module) -> None:
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(True)
+
+
+class StageRunner:
+    """Runs a training run's stages in order with `run_stage`, each with its own checkpoints under
+    `out/ckpt/<stage>`; on a fresh run, later stages still look for (and find no) checkpoints of
+    their own, so an interrupted run resumes inside the stage it stopped in."""
+
+    def __init__(
+        self,
+        *,
+        tag: str,
+        out: Path,
+        modules: dict[str, nn.Module],
+        plan: Any,
+        metrics: MetricsLog,
+        resume: bool,
+        progress: bool,
+        log: Callable[[str], None],
+    ) -> None:
+        self.tag, self.out, self.modules, self.plan = tag, out, modules, plan
+        self.metrics, self.resume, self.progress, self.log = metrics, resume, progress, log
+
+    def __call__(self, name: str, trainable: list[nn.Module], loss_fn: LossFn) -> None:
+        plan: StagePlan = getattr(self.plan, name)
+        self.log(f"[{self.tag} {name}] {plan.steps} steps")
+        run_stage(
+            name,
+            modules=self.modules,
+            trainable=trainable,
+            loss_fn=loss_fn,
+            plan=plan,
+            ckpt_dir=self.out / "ckpt" / name,
+            metrics=self.metrics,
+            resume=self.resume,
+            checkpoint_every=self.plan.checkpoint_every,
+            progress=self.progress,
+        )
+        self.resume = True

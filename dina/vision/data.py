@@ -51,11 +51,3 @@ def load_images(source: str | os.PathLike, limit: int | None = None) -> list[Ima
             raise BadInputFile(f"{source} holds no manifest.jsonl and no images")
         return [ImageRecord(rgb=load_image(p), path=p.name) for p in paths]
     return [ImageRecord(rgb=load_image(source), path=source.name)]
-
-
-def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """The indices of the batch at `step`: epochs are seeded permutations, batches consecutive slices."""
-    per_epoch = max(n // batch_size, 1)
-    epoch, k = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(n)
-    return [int(i) for i in order[k * batch_size : (k + 1) * batch_size]]

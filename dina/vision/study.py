@@ -32,8 +32,8 @@ from dina.errors import BadArgument, BadInputFile
 from dina.io.atomic import atomic_path, ensure_dir, write_json
 from dina.metrics.image import from_uint8, psnr, ssim
 from dina.quantize import ResidualVQ
-from dina.training.loop import StagePlan, make_optimizer, optimizer_step
-from dina.vision.data import batch_indices, load_images
+from dina.training.loop import StagePlan, batch_indices, make_optimizer, optimizer_step
+from dina.vision.data import load_images
 from dina.vision.encoder import SemanticEncoder
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8

@@ -33,7 +33,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,10 +42,10 @@ from pytorch_msssim import ssim
 
 from dina.errors import BadInputFile
 from dina.io.atomic import ensure_dir, write_json
-from dina.training.loop import StagePlan, run_stage
+from dina.training.loop import StagedPlan, StagePlan, StageRunner, batch_indices, freeze, unfreeze
 from dina.training.metrics import MetricsLog
 from dina.vision.config import VisionTokenizerConfig
-from dina.vision.data import ImageRecord, batch_indices, load_images
+from dina.vision.data import ImageRecord, load_images
 from dina.vision.encoder import SemanticEncoder
 from dina.vision.preprocess import pack_pixels
 from dina.vision.sae_objective import (
@@ -64,8 +64,10 @@ CAPTION_QUESTION = "describe the image."
 
 
 @dataclass(frozen=True, kw_only=True)
-class VisionTrainPlan:
+class VisionTrainPlan(StagedPlan):
     """Steps, batch sizes and loss weights of the four stages."""
+
+    stages: ClassVar[tuple[str, ...]] = STAGES
 
     sae: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=16, lr=1e-3))
     rvq: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=32, lr=1e-3))
@@ -82,16 +84,6 @@ class VisionTrainPlan:
     align_crops: int = 4  # L_align runs the frozen SAE on this many crops of each batch (it dominates the step time)
     refiner_crop_tokens: int = 4
     checkpoint_every: int = 100
-
-    def scaled(self, factor: float) -> VisionTrainPlan:
-        """The same plan with every stage's steps multiplied by `factor` (at least 2 each)."""
-
-        def scale(p: StagePlan) -> StagePlan:
-            steps = max(2, round(p.steps * factor))
-            return dataclasses.replace(p, steps=steps, warmup=min(p.warmup, steps // 2))
-
-        stages: dict[str, Any] = {name: scale(getattr(self, name)) for name in STAGES}
-        return dataclasses.replace(self, **stages)
 
 
 def _step_rng(plan: VisionTrainPlan, stage: str, step: int) -> tuple[random.Random, torch.Generator]:
@@ -248,19 +240,6 @@ def refiner_loss_fn(model, codes, pixels, decoded, plan) -> Callable[[int], dict
 # ---- the whole run ----------------------------------------------------------------------------
 
 
-def _freeze(*modules: torch.nn.Module) -> None:
-    for m in modules:
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-
-
-def _unfreeze(*modules: torch.nn.Module) -> None:
-    for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(True)
-
-
 @torch.no_grad()
 def _decode_all(model: VisionTokenizer, codes: list[torch.Tensor], pixels: list) -> list[torch.Tensor]:
     model.pixel_decoder.eval()
@@ -294,40 +273,26 @@ def train_vision(
     probe = PixelProbe(config.sae.out_dim, config.sae.merge**2 * config.sae.patch_dim)
     modules = {"tokenizer": model, "answer_decoder": answer, "pixel_probe": probe}
     metrics = MetricsLog(out / "metrics.jsonl")
-    resuming = [resume]
-
-    def stage(name: str, trainable: list[torch.nn.Module], loss_fn) -> None:
-        log(f"[vision {name}] {getattr(plan, name).steps} steps")
-        run_stage(
-            name,
-            modules=modules,
-            trainable=trainable,
-            loss_fn=loss_fn,
-            plan=getattr(plan, name),
-            ckpt_dir=out / "ckpt" / name,
-            metrics=metrics,
-            resume=resuming[0],
-            checkpoint_every=plan.checkpoint_every,
-            progress=progress,
-        )
-        resuming[0] = True  # later stages look for their own checkpoints (none yet on a fresh run)
+    stage = StageRunner(
+        tag="vision", out=out, modules=modules, plan=plan, metrics=metrics, resume=resume, progress=progress, log=log
+    )
 
     if plan.sae_pca_init:  # before the first step; a resumed run overwrites it from its checkpoint
         start_from_patches(model, model.encoder, records)
     stage("sae", [model.encoder, answer, probe], sae_loss_fn(model, answer, probe, vocab, records, plan))
-    _freeze(model.encoder, answer, probe)
+    freeze(model.encoder, answer, probe)
     features = cache_features(model, records)
     model.quant_proj.set_statistics(torch.cat(features))
     stage("rvq", [model.quant_proj, model.rvq, model.semantic_decoder], rvq_loss_fn(model, features, plan))
-    _freeze(model.quant_proj, model.rvq, model.semantic_decoder)
+    freeze(model.quant_proj, model.rvq, model.semantic_decoder)
     codes = cache_codes(model, features)
     pixels = [model.resized(r.rgb) for r in records]
     stage("decoder", [model.pixel_decoder], decoder_loss_fn(model, codes, pixels, plan))
-    _freeze(model.pixel_decoder)
+    freeze(model.pixel_decoder)
     decoded = _decode_all(model, codes, pixels)
     stage("refiner", [model.refiner], refiner_loss_fn(model, codes, pixels, decoded, plan))
     model.eval()
-    _unfreeze(model)
+    unfreeze(model)
     model.save_pretrained(out / "tokenizer")
     log(f"[vision] wrote {out / 'tokenizer'}")
     return model

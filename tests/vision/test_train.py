@@ -5,7 +5,6 @@ import json
 
 import pytest
 
-import dina.training.loop as loop
 from dina.data.shapes import generate
 from dina.errors import BadInputFile
 from dina.training.loop import StagePlan
@@ -41,30 +40,13 @@ def test_a_short_training_lowers_every_loss(tmp_path, data):
     assert model.encode([__import__("numpy").zeros((56, 56, 3), dtype="uint8")]).codes[0].shape == (2, 2, 8)
 
 
-def test_resume_continues_the_exact_same_curve(tmp_path, data, monkeypatch):
+def test_resume_continues_the_exact_same_curve(tmp_path, data, crash_in_stage):
     plan = _plan(5)
     train_vision(data, tmp_path / "a", vision_tiny(), plan, progress=False, log=lambda _: None)
-
-    real_run_stage = loop.run_stage
-
-    def crash_in_decoder(name, **kwargs):
-        if name == "decoder":
-            inner = kwargs["loss_fn"]
-
-            def loss_fn(step):
-                if step == 4:
-                    raise KeyboardInterrupt
-                return inner(step)
-
-            kwargs = {**kwargs, "loss_fn": loss_fn}
-        return real_run_stage(name, **kwargs)
-
-    import dina.vision.train as train_module
-
-    monkeypatch.setattr(train_module, "run_stage", crash_in_decoder)
+    disarm = crash_in_stage("decoder", 4)
     with pytest.raises(KeyboardInterrupt):
         train_vision(data, tmp_path / "b", vision_tiny(), plan, progress=False, log=lambda _: None)
-    monkeypatch.setattr(train_module, "run_stage", real_run_stage)
+    disarm()
     with pytest.raises(BadInputFile, match="--resume"):
         train_vision(data, tmp_path / "b", vision_tiny(), plan, progress=False, log=lambda _: None)
     train_vision(data, tmp_path / "b", vision_tiny(), plan, resume=True, progress=False, log=lambda _: None)
