@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean speaker
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Optional: the speaker-similarity judge of `dina audio eval` (see requirements-speaker.txt).
+speaker: install
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-speaker.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps resemblyzer==0.1.4
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -8,15 +8,26 @@ the mel refiner's width (256, 10 Euler steps) is ours: the release's estimator i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from dina.audio.decoder import AudioDecoderConfig, audio_decoder_longcat_next, audio_decoder_tiny
-from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioEncoderConfig, audio_encoder_longcat_next, audio_encoder_tiny
+from dina.audio.encoder import (
+    FRONT_ENDS,
+    SAMPLES_PER_TOKEN,
+    AudioEncoderConfig,
+    audio_encoder_longcat_next,
+    audio_encoder_tiny,
+    audio_encoder_whisper_tiny,
+)
 from dina.audio.mel import MelConfig
 from dina.audio.refiner import MelRefinerConfig
+from dina.audio.vocoder import VocoderConfig, vocoder_longcat_next, vocoder_tiny
 from dina.config_io import ConfigBase, _check
+from dina.errors import BadConfig
 from dina.quantize import RVQConfig
 
+WAVE_FROM_MEL = ("vocoder", "griffin-lim")
 RELEASE_CODEBOOK_SIZES = (8192, 4096, 2048, 1024, 1024, 1024, 1024, 1024)
 
 
@@ -31,7 +42,9 @@ class AudioTokenizerConfig(ConfigBase):
     refiner: MelRefinerConfig = field(
         default_factory=lambda: MelRefinerConfig(n_mels=128, cond_dim=5120, channels=256, groups=32, steps=10)
     )
-    griffin_lim_iters: int = 60  # the fallback vocoder (`dina.audio.griffin_lim`)
+    vocoder: VocoderConfig = field(default_factory=vocoder_longcat_next)
+    wave_from_mel: str = "vocoder"  # "vocoder" (the neural one) or "griffin-lim" (`dina.audio.griffin_lim`)
+    griffin_lim_iters: int = 60  # the fallback's iterations
 
     def __post_init__(self) -> None:
         m, e, d = self.mel, self.encoder, self.decoder
@@ -48,6 +61,11 @@ class AudioTokenizerConfig(ConfigBase):
         _check(
             (r.n_mels, r.cond_dim) == (m.n_mels, self.rvq.dim), "the mel refiner must match the mel bins and code width"
         )
+        _check(
+            self.vocoder.n_mels == m.n_mels,
+            f"the vocoder reads {self.vocoder.n_mels} mel bins, the front end makes {m.n_mels}",
+        )
+        _check(self.wave_from_mel in WAVE_FROM_MEL, f"wave_from_mel must be one of {', '.join(WAVE_FROM_MEL)}")
         _check(self.griffin_lim_iters >= 0, "griffin_lim_iters must be >= 0")
 
     @property
@@ -64,17 +82,27 @@ class AudioTokenizerConfig(ConfigBase):
         return self.rvq.levels
 
 
-def audio_tiny() -> AudioTokenizerConfig:
-    """80 mel bins, encoder 128 × 4 (tokens of 512), 8 levels of 512, 256, 256, 128 × 5 codes."""
-    encoder = audio_encoder_tiny()
+TINY_FRONT_END = "whisper-tiny.en"  # measured better than "trained" (README, audio tokenizer figures)
+
+
+def audio_tiny(front_end: str = TINY_FRONT_END) -> AudioTokenizerConfig:
+    """80 mel bins, 8 levels of 512, 256, 256, 128 × 5 codes; the encoder is dina's own 128 × 4
+    ("trained", tokens of 512) or the frozen Whisper tiny.en ("whisper-tiny.en", tokens of 1536)."""
+    encoder = audio_encoder_tiny() if front_end == "trained" else audio_encoder_whisper_tiny()
+    if encoder.front_end != front_end:
+        raise BadConfig(f"audio front end must be one of {', '.join(FRONT_ENDS)}, got {front_end!r}")
     return AudioTokenizerConfig(
         mel=MelConfig(n_mels=80),
         encoder=encoder,
         rvq=RVQConfig(
-            dim=encoder.token_dim, codebook_sizes=(512, 256, 256, 128, 128, 128, 128, 128), dead_threshold=0.5
+            dim=encoder.token_dim,
+            codebook_sizes=(512, 256, 256, 128, 128, 128, 128, 128),
+            dead_threshold=0.5,
+            kmeans_init=True,
         ),
-        decoder=audio_decoder_tiny(),
+        decoder=dataclasses.replace(audio_decoder_tiny(), token_dim=encoder.token_dim),
         refiner=MelRefinerConfig(n_mels=80, cond_dim=encoder.token_dim),
+        vocoder=vocoder_tiny(),
     )
 
 

@@ -6,8 +6,8 @@ encoder + pool-by-4 bridge -> residual VQ -> (T, L) ids.
 
 decode: ids -> summed code embeddings -> causal mel decoder, per window of the decoder's
 positions -> flow-matching mel refiner (`dina.audio.refiner`; optional) -> log-mel -> vocoder ->
-16 kHz wave cut to the original length. The vocoder is the Griffin-Lim fallback
-(`dina.audio.griffin_lim`) until the trained neural vocoder of the audio issue exists.
+16 kHz wave cut to the original length. The vocoder is the neural one (`dina.audio.vocoder`) or
+the Griffin-Lim fallback (`dina.audio.griffin_lim`), as `config.wave_from_mel` says.
 
 Memory is bounded by one window on both sides: a wave of any length is never passed to the
 model whole.
@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dina.audio.config import AudioTokenizerConfig
+from dina.audio.config import WAVE_FROM_MEL, AudioTokenizerConfig
 from dina.audio.decoder import AudioDecoder
 from dina.audio.encoder import SAMPLES_PER_TOKEN, AudioTokenEncoder, pad_to_tokens
 from dina.audio.griffin_lim import mel_to_wave
 from dina.audio.mel import LogMel
 from dina.audio.refiner import MelRefiner
-from dina.errors import BadCodes
+from dina.audio.vocoder import StreamingVocoder, Vocoder
+from dina.errors import BadArgument, BadCodes
 from dina.io.audio import mono_at
 from dina.io.codes import load_codes_file, save_codes_file
 from dina.quantize import ResidualVQ
@@ -104,6 +105,7 @@ class AudioTokenizer(Pretrained, nn.Module):
         self.rvq = ResidualVQ(config.rvq)
         self.decoder = AudioDecoder(config.decoder)
         self.refiner = MelRefiner(config.refiner)
+        self.vocoder = Vocoder(config.vocoder)
 
     # ---- tokenizer -------------------------------------------------------------------------
     def mel_windows(self, wave_T: torch.Tensor) -> list[torch.Tensor]:
@@ -147,10 +149,30 @@ class AudioTokenizer(Pretrained, nn.Module):
         return mel[0]
 
     @torch.no_grad()
+    def mel_to_wave(self, mel_MF: torch.Tensor, wave_from_mel: str | None = None) -> torch.Tensor:
+        """(M, F) log-mel -> (160 F,) wave by the neural vocoder, fed one decoder window at a time
+        (`StreamingVocoder`, exact and memory-bounded), or by the Griffin-Lim fallback."""
+        how = wave_from_mel or self.config.wave_from_mel
+        if how == "griffin-lim":
+            return mel_to_wave(mel_MF, self.config.mel, gl_iters=self.config.griffin_lim_iters)
+        if how != "vocoder":
+            raise BadArgument(f"wave_from_mel must be one of {', '.join(WAVE_FROM_MEL)}, got {how!r}")
+        stream = StreamingVocoder(self.vocoder)
+        step = self.config.decoder.max_frames * 2  # a decoder window's mel frames
+        parts = [stream.push(mel_MF[:, s : s + step]) for s in range(0, mel_MF.shape[1], step)]
+        return torch.cat([*parts, stream.flush()])
+
+    @torch.no_grad()
     def decode(
-        self, codes: AudioCodes, *, refine: bool = True, temperature: float = 1.0, seed: int = 0
+        self,
+        codes: AudioCodes,
+        *,
+        refine: bool = True,
+        temperature: float = 1.0,
+        seed: int = 0,
+        wave_from_mel: str | None = None,
     ) -> tuple[np.ndarray, int]:
         """Codes -> (float32 wave of the clip's original length, 16000)."""
         mel = self.decode_mel(codes, refine=refine, temperature=temperature, seed=seed)
-        wave = mel_to_wave(mel, self.config.mel, gl_iters=self.config.griffin_lim_iters)
+        wave = self.mel_to_wave(mel, wave_from_mel)
         return wave[: codes.num_samples].numpy().astype(np.float32), SAMPLE_RATE

@@ -1,8 +1,27 @@
-"""`dina audio encode|decode`: the audio tokenizer from the command line (report Sec. 2.3)."""
+"""`dina audio train|encode|decode|eval`: the audio tokenizer from the command line (report Sec. 2.3, 4.1.2)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from dina.cli.args import add_training_arguments, positive_int, run_training
+from dina.errors import BadArgument
+
+FRONT_ENDS = ("trained", "whisper-tiny.en")  # `dina.audio.encoder.FRONT_ENDS`, without importing torch here
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dina.audio.config import audio_tiny
+    from dina.audio.train import AudioTrainPlan, train_audio
+    from dina.presets import get_preset
+
+    config = get_preset(args.preset).audio
+    if args.front_end:
+        if args.preset != "tiny":
+            raise BadArgument("--front-end applies to the tiny preset only")
+        config = audio_tiny(args.front_end)
+    return run_training(args, train_audio, config, AudioTrainPlan(seed=args.seed))
 
 
 def _encode(args: argparse.Namespace) -> int:
@@ -32,9 +51,32 @@ def _decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from dina.audio.evaluate import evaluate_audio
+    from dina.audio.tokenizer import AudioTokenizer
+    from dina.io.atomic import write_json
+
+    result = evaluate_audio(
+        AudioTokenizer.from_pretrained(args.tokenizer),
+        args.data,
+        limit=args.limit,
+        judge=not args.no_judge,
+        refine=not args.no_refine,
+        wave_from_mel=args.wave_from_mel,
+    )
+    write_json(args.json, result)
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}))
+    return 0
+
+
 def register(sub) -> None:
-    parser = sub.add_parser("audio", help="audio tokenizer: encode, decode")
+    parser = sub.add_parser("audio", help="audio tokenizer: train, encode, decode, evaluate")
     asub = parser.add_subparsers(dest="audio_command", required=True)
+
+    p = asub.add_parser("train", help="train warm-up -> joint (eq. 8) -> decoder -> refiner -> vocoder")
+    add_training_arguments(p, "SpeechWorld directory or its manifest.jsonl")
+    p.add_argument("--front-end", choices=FRONT_ENDS, help="tiny only: the encoder (default: the preset's)")
+    p.set_defaults(func=_train)
 
     p = asub.add_parser("encode", help="WAVs (any rate, channels) -> codes (.safetensors)")
     p.add_argument("waves", nargs="+")
@@ -47,3 +89,13 @@ def register(sub) -> None:
     p.add_argument("--tokenizer", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_decode)
+
+    p = asub.add_parser("eval", help="mel, codebook, intelligibility, speaker and speed figures")
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--data", required=True, help="SpeechWorld directory or its manifest.jsonl")
+    p.add_argument("--json", required=True)
+    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--no-judge", action="store_true", help="skip the Whisper tiny.en WER judge")
+    p.add_argument("--no-refine", action="store_true", help="decode without the flow-matching mel refiner")
+    p.add_argument("--wave-from-mel", choices=("vocoder", "griffin-lim"), help="default: the tokenizer's own")
+    p.set_defaults(func=_eval)

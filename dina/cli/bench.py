@@ -6,6 +6,17 @@ import argparse
 import json
 
 from dina.cli.args import positive_int
+from dina.errors import BadArgument
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadArgument(f"expected a number of seconds, got {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise BadArgument(f"seconds must be in [0.1, 3600], got {value:g}")
+    return value
 
 
 def _vision(args: argparse.Namespace) -> int:
@@ -19,6 +30,17 @@ def _vision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audio(args: argparse.Namespace) -> int:
+    from dina.bench.audio import bench_audio
+    from dina.io.atomic import write_json
+
+    result = bench_audio(seconds=args.seconds, tokenizer=args.tokenizer, threads=args.threads, repeats=args.repeats)
+    if args.json:
+        write_json(args.json, result)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
 def register(sub) -> None:
     parser = sub.add_parser("bench", help="benchmarks (JSON, ratios against peers measured in the same run)")
     bsub = parser.add_subparsers(dest="bench_command", required=True)
@@ -26,3 +48,11 @@ def register(sub) -> None:
     p.add_argument("--json", help="also write the result here")
     p.add_argument("--threads", type=positive_int, default=2)
     p.set_defaults(func=_vision)
+
+    p = bsub.add_parser("audio", help="audio tokenizer encode/decode × real time, first-chunk latency, RVQ vs peer")
+    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--seconds", type=_seconds, nargs="+", default=[30.0, 10.0], help="clip lengths to time")
+    p.add_argument("--tokenizer", help="a saved audio tokenizer (default: the tiny preset, untrained)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 on a shared machine)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs after a warm-up; the median is kept")
+    p.set_defaults(func=_audio)

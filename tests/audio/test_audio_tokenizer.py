@@ -11,6 +11,7 @@ from dina.audio.encoder import AudioEncoderConfig
 from dina.audio.mel import MelConfig
 from dina.audio.refiner import MelRefinerConfig
 from dina.audio.tokenizer import AudioCodes, AudioTokenizer
+from dina.audio.vocoder import VocoderConfig
 from dina.errors import BadAudio, BadCheckpoint, BadCodes, BadConfig, BadInputFile
 from dina.quantize import RVQConfig
 
@@ -22,6 +23,7 @@ SMALL = AudioTokenizerConfig(
         token_dim=64, dim=16, depth=1, heads=2, mlp_dim=32, n_mels=16, post_net_dim=16, max_frames=16
     ),
     refiner=MelRefinerConfig(n_mels=16, cond_dim=64, channels=8, dilations=(1,), time_dim=8, groups=4, steps=2),
+    vocoder=VocoderConfig(n_mels=16, dim=16, depth=1, mlp_ratio=2),
     griffin_lim_iters=4,
 )
 

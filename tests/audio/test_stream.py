@@ -3,7 +3,7 @@ import pytest
 import torch
 from test_audio_tokenizer import SMALL  # the same small tokenizer (tests/audio is on sys.path)
 
-from dina.audio.stream import StreamingMelDecoder
+from dina.audio.stream import StreamingMelDecoder, StreamingWaveDecoder
 from dina.audio.tokenizer import AudioTokenizer
 from dina.errors import BadCodes
 
@@ -37,6 +37,22 @@ def test_streaming_equals_offline(model, refine):
     torch.testing.assert_close(torch.cat(parts, dim=-1), offline, atol=1e-5, rtol=1e-5)
     # One token is held back for the post-net's look-ahead (8 frames), and windows close at 4 tokens.
     assert sizes == [0, 24, 16, 32]
+
+
+@pytest.mark.parametrize("chunks", [(1, 1, 1, 1, 1, 1, 1, 1, 1, 1), (1, 3, 2, 4), (10,)])
+def test_streaming_wave_equals_offline_decode(model, chunks):
+    """Samples leave chunk by chunk and join into the offline vocoder output (no clicks at joins)."""
+    codes = _codes(model)
+    offline, _ = model.decode(codes, refine=False)
+    stream = StreamingWaveDecoder(model)
+    parts, start = [], 0
+    for n in chunks:
+        parts.append(stream.push(codes.codes[start : start + n]))
+        start += n
+    parts.append(stream.flush())
+    assert sum(p.numel() for p in parts[:-1]) > 0  # samples left before the end of the stream
+    joined = torch.cat(parts)[: codes.num_samples]
+    torch.testing.assert_close(joined, torch.from_numpy(offline), atol=1e-4, rtol=1e-4)
 
 
 def test_bad_chunks(model):
