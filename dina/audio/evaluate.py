@@ -21,7 +21,7 @@ Every clip of a SpeechWorld manifest is encoded, decoded (`AudioTokenizer.decode
 Departures and choices: all mel figures cover the frames of the original length (T // 160), so
 the three mels are aligned frame by frame and no DTW is needed; set-level mel figures are means
 over all frames of the set (longer clips weigh more). Wave lengths match the original because
-`decode` cuts the padded tail. MCD uses DCT cepstra of log mel amplitude, not SPTK mel-cepstra (see
+`decode` cuts the padded tail. MCD uses the real cepstra of the log mel amplitude, not SPTK mel-cepstra (see
 `mcd_per_frame`). The report gives no tokenizer metrics of its own: the judges are small and
 independent of dina (Whisper tiny.en for WER, Resemblyzer's 2018-style d-vector for speakers,
 where speech-codec papers often use a WavLM speaker verifier), so their numbers compare runs of
@@ -86,20 +86,22 @@ def mcd_per_frame(mel_a_MF: torch.Tensor, mel_b_MF: torch.Tensor, config: MelCon
     """Mel-cepstral distortion in dB of each frame of two aligned Whisper-scaled log-mels, shape (F,).
 
     The Whisper scaling is undone to the natural log of the mel *amplitude*,
-    ln A = ½ ln P = ½ (scale · x - offset) · ln 10; an orthonormal DCT-II over the M mel bins gives
-    cepstra c_0 … c_{M-1}; with c_1 … c_12 (c_0, the level, left out),
-    MCD = (10 / ln 10) · sqrt(2 Σ_d (c_d - c'_d)²). The mels must be aligned (same F);
-    `evaluate_audio` aligns them by length, so no DTW is used.
+    L_m = ½ ln P_m = ½ (scale · x_m - offset) · ln 10, m = 0 … M-1. Its real cepstrum (of the
+    half-sample symmetric extension, as a log spectrum is symmetric) is
+    c_n = (1/M) Σ_m L_m cos(π n (m + ½) / M), i.e. the orthonormal DCT-II divided by sqrt(2M);
+    with c_1 … c_12 (c_0, the level, left out), MCD = (10 / ln 10) · sqrt(2 Σ_n (c_n - c'_n)²).
+    The mels must be aligned (same F); `evaluate_audio` aligns them by length, so no DTW is used.
 
-    Departure: the classic MCD uses SPTK mel-cepstra (all-pass frequency warping of the log
-    amplitude spectrum); these are DCT cepstra of the log amplitude of the 80-bin Slaney mel
-    spectrum, the same convention without SPTK, so values are comparable in scale, not equal.
+    Departure: the classic MCD takes SPTK mel-cepstra (an all-pass frequency warping of the
+    log amplitude spectrum of each frame); these are the real cepstra of the 80-bin Slaney mel
+    envelope, the same scale and formula without SPTK, so values are comparable, not equal.
     """
     config = config or MelConfig()
     if mel_a_MF.shape != mel_b_MF.shape or mel_a_MF.ndim != 2:
         raise BadArgument(f"MCD needs two aligned (M, F) mels, got {tuple(mel_a_MF.shape)} and {tuple(mel_b_MF.shape)}")
     diff_MF = (mel_a_MF.double() - mel_b_MF.double()).cpu().numpy() * config.scale * math.log(10.0) / 2
-    ceps_CF = _dct_ii(diff_MF.shape[0])[1 : MCD_COEFFICIENTS + 1] @ diff_MF  # the offset only moves c0
+    M = diff_MF.shape[0]
+    ceps_CF = _dct_ii(M)[1 : MCD_COEFFICIENTS + 1] @ diff_MF / math.sqrt(2 * M)  # the offset only moves c0
     return (10.0 / math.log(10.0)) * np.sqrt(2.0 * (ceps_CF**2).sum(axis=0))
 
 

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-import scipy.fft
 import soundfile as sf
 import torch
 
@@ -57,8 +56,9 @@ def test_mcd_is_zero_for_identical_mels_and_matches_a_direct_computation():
     cfg = MelConfig(n_mels=20)
     ln_a = (cfg.scale * a.double().numpy() - cfg.offset) * math.log(10) / 2  # ln amplitude, Whisper scaling undone
     ln_b = (cfg.scale * b.double().numpy() - cfg.offset) * math.log(10) / 2
-    ca = scipy.fft.dct(ln_a, type=2, norm="ortho", axis=0)[1:13]
-    cb = scipy.fft.dct(ln_b, type=2, norm="ortho", axis=0)[1:13]
+    m = np.arange(20)[:, None]  # the real cepstrum of the symmetric log spectrum, by its definition
+    cos = np.cos(np.pi * np.arange(1, 13)[:, None, None] * (m + 0.5) / 20)
+    ca, cb = (cos * ln_a).sum(1) / 20, (cos * ln_b).sum(1) / 20
     expected = (10 / math.log(10)) * np.sqrt(2 * ((ca - cb) ** 2).sum(axis=0))
     np.testing.assert_allclose(mcd_per_frame(a, b, cfg), expected, rtol=1e-10)
     assert mel_cepstral_distortion(a, b, cfg) == pytest.approx(expected.mean())
