@@ -43,6 +43,7 @@ class AudioTokenizerConfig(ConfigBase):
         default_factory=lambda: MelRefinerConfig(n_mels=128, cond_dim=5120, channels=256, groups=32, steps=10)
     )
     vocoder: VocoderConfig = field(default_factory=vocoder_longcat_next)
+    refine_on_decode: bool = True  # decode runs the flow mel refiner unless told otherwise
     wave_from_mel: str = "vocoder"  # "vocoder" (the neural one) or "griffin-lim" (`dina.audio.griffin_lim`)
     griffin_lim_iters: int = 60  # the fallback's iterations
 
@@ -102,6 +103,9 @@ def audio_tiny(front_end: str = TINY_FRONT_END) -> AudioTokenizerConfig:
         ),
         decoder=dataclasses.replace(audio_decoder_tiny(), token_dim=encoder.token_dim),
         refiner=MelRefinerConfig(n_mels=80, cond_dim=encoder.token_dim),
+        # measured: the tiny refiner (300 steps) raises the held-out mel L1 0.094 -> 0.108 (temperature 1)
+        # or 0.100 (temperature 0) and the judge's WER gap 3.0 -> 4.7 points; decode skips it by default
+        refine_on_decode=False,
         vocoder=vocoder_tiny(),
     )
 

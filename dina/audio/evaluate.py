@@ -111,19 +111,21 @@ def mel_cepstral_distortion(mel_a_MF: torch.Tensor, mel_b_MF: torch.Tensor, conf
 
 
 @torch.no_grad()
-def reconstruct(tokenizer: AudioTokenizer, wave_T: np.ndarray, *, refine: bool = True) -> Reconstruction:
+def reconstruct(
+    tokenizer: AudioTokenizer, wave_T: np.ndarray, *, refine: bool | None = None, temperature: float = 1.0
+) -> Reconstruction:
     """Encode and decode one 16 kHz clip (timed), and compare the mels over its T // 160 frames."""
     start = time.perf_counter()
     codes = tokenizer.encode(wave_T, SAMPLE_RATE)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    wave, _ = tokenizer.decode(codes, refine=refine)
+    wave, _ = tokenizer.decode(codes, refine=refine, temperature=temperature)
     decode_s = time.perf_counter() - start
     front_end, cfg = tokenizer.front_end, tokenizer.config.mel
     original_MF = front_end(torch.from_numpy(wave_T))[0]
     frames = original_MF.shape[1]
     rebuilt_MF = front_end(torch.from_numpy(wave))[0]
-    decoded_MF = tokenizer.decode_mel(codes, refine=refine)[:, :frames]
+    decoded_MF = tokenizer.decode_mel(codes, refine=refine, temperature=temperature)[:, :frames]
     return Reconstruction(
         codes=codes,
         wave=wave,
@@ -174,9 +176,11 @@ def token_rates(codes: Sequence[AudioCodes], codebook_sizes: Sequence[int]) -> d
 # ---- streaming -------------------------------------------------------------------------------
 
 
-def first_chunk_latency_ms(tokenizer: AudioTokenizer, codes: AudioCodes, *, refine: bool, repeats: int = 3) -> float:
+def first_chunk_latency_ms(
+    tokenizer: AudioTokenizer, codes: AudioCodes, *, refine: bool | None = None, repeats: int = 3
+) -> float:
     """Milliseconds from pushing the first `FIRST_CHUNK_TOKENS` codes into a fresh
-    `dina.audio.stream.StreamingWaveDecoder` (with or without the mel refiner) until it returns
+    `dina.audio.stream.StreamingWaveDecoder` (with or without the mel refiner; None: as decode) until it returns
     its first wave samples.
 
     If the first chunk gives no samples yet (look-ahead), the next tokens are pushed one at a
@@ -310,7 +314,8 @@ def evaluate_audio(
     *,
     limit: int | None = None,
     judge: bool = True,
-    refine: bool = True,
+    refine: bool | None = None,
+    temperature: float = 1.0,
     wave_from_mel: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -326,14 +331,15 @@ def evaluate_audio(
             raise BadArgument(f"wave_from_mel must be one of {', '.join(WAVE_FROM_MEL)}, got {wave_from_mel!r}")
         tokenizer.config = dataclasses.replace(tokenizer.config, wave_from_mel=wave_from_mel)
     tokenizer.eval()
+    refine = tokenizer.refines(refine)
     clips = load_speech(data, limit=limit)
     recons = []
     for i, clip in enumerate(clips):
-        recons.append(reconstruct(tokenizer, clip.wave, refine=refine))
+        recons.append(reconstruct(tokenizer, clip.wave, refine=refine, temperature=temperature))
         if progress:
             mel_l1 = recons[-1].mel_l1_sum / recons[-1].frames
             print(f"[{i + 1}/{len(clips)}] {clip.path}: mel L1 {mel_l1:.4f}", file=sys.stderr, flush=True)
-    result = {"refine": refine, **_summary(tokenizer, clips, recons)}
+    result = {"refine": refine, "temperature": temperature if refine else None, **_summary(tokenizer, clips, recons)}
     latency = first_chunk_latency_ms(tokenizer, recons[0].codes, refine=refine)
     result["first_chunk_tokens"] = FIRST_CHUNK_TOKENS
     result["first_chunk_latency_ms"] = latency

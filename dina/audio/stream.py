@@ -32,9 +32,9 @@ from dina.audio.vocoder import StreamingVocoder
 class StreamingMelDecoder:
     """Feed (t, L) code chunks with `push`; each call returns the (M, F) mel frames that became final."""
 
-    def __init__(self, model: AudioTokenizer, *, refine: bool = False, seed: int = 0) -> None:
+    def __init__(self, model: AudioTokenizer, *, refine: bool | None = None, seed: int = 0) -> None:
         self.model = model
-        self.refine = refine
+        self.refine = model.refines(refine)
         self.seed = seed
         self.window_tokens = model.config.decoder.max_frames // 4
         self._window: list[torch.Tensor] = []  # (D,) code embeddings of the current decoder window
@@ -81,7 +81,7 @@ class StreamingWaveDecoder:
     `push` returns the (T,) samples that became final; `flush` ends the stream and returns the rest.
     """
 
-    def __init__(self, model: AudioTokenizer, *, refine: bool = False, seed: int = 0) -> None:
+    def __init__(self, model: AudioTokenizer, *, refine: bool | None = None, seed: int = 0) -> None:
         self.mel = StreamingMelDecoder(model, refine=refine, seed=seed)
         self.vocoder = StreamingVocoder(model.vocoder)
 

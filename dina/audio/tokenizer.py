@@ -127,7 +127,7 @@ class AudioTokenizer(Pretrained, nn.Module):
     # ---- de-tokenizer ----------------------------------------------------------------------
     @torch.no_grad()
     def decode_mel(
-        self, codes: AudioCodes, *, refine: bool = True, temperature: float = 1.0, seed: int = 0
+        self, codes: AudioCodes, *, refine: bool | None = None, temperature: float = 1.0, seed: int = 0
     ) -> torch.Tensor:
         """Codes -> (M, 8T) log-mel: the mel decoder, then (if `refine`) the flow refiner, per
         window of the decoder's positions; sampling is seeded by `seed`."""
@@ -136,7 +136,12 @@ class AudioTokenizer(Pretrained, nn.Module):
         step = self.config.decoder.max_frames // 4
         generator = torch.Generator().manual_seed(seed)
         windows = [emb[s : s + step] for s in range(0, emb.shape[0], step)]
+        refine = self.refines(refine)
         return torch.cat([self.decode_window(w, refine, temperature, generator) for w in windows], dim=-1)
+
+    def refines(self, refine: bool | None) -> bool:
+        """Whether decode runs the mel refiner: `refine`, or the config's `refine_on_decode` if None."""
+        return self.config.refine_on_decode if refine is None else refine
 
     @torch.no_grad()
     def decode_window(
@@ -167,7 +172,7 @@ class AudioTokenizer(Pretrained, nn.Module):
         self,
         codes: AudioCodes,
         *,
-        refine: bool = True,
+        refine: bool | None = None,
         temperature: float = 1.0,
         seed: int = 0,
         wave_from_mel: str | None = None,

@@ -22,6 +22,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadArgument(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise BadArgument(f"expected a finite number >= 0, got {value}")
+    return value
+
+
 def seed_int(text: str) -> int:
     try:
         value = int(text)

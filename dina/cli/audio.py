@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dina.cli.args import add_training_arguments, positive_int, run_training
+from dina.cli.args import add_training_arguments, non_negative_float, positive_int, run_training
 from dina.errors import BadArgument
 
 FRONT_ENDS = ("trained", "whisper-tiny.en")  # `dina.audio.encoder.FRONT_ENDS`, without importing torch here
@@ -61,7 +61,8 @@ def _eval(args: argparse.Namespace) -> int:
         args.data,
         limit=args.limit,
         judge=not args.no_judge,
-        refine=not args.no_refine,
+        refine=args.refine,
+        temperature=args.temperature,
         wave_from_mel=args.wave_from_mel,
     )
     write_json(args.json, result)
@@ -96,6 +97,11 @@ def register(sub) -> None:
     p.add_argument("--json", required=True)
     p.add_argument("--limit", type=positive_int)
     p.add_argument("--no-judge", action="store_true", help="skip the Whisper tiny.en WER judge")
-    p.add_argument("--no-refine", action="store_true", help="decode without the flow-matching mel refiner")
+    refine = p.add_mutually_exclusive_group()
+    refine.add_argument("--refine", action="store_true", default=None, help="decode with the flow mel refiner")
+    refine.add_argument("--no-refine", dest="refine", action="store_false", help="decode without it")
+    p.add_argument(
+        "--temperature", type=non_negative_float, default=1.0, help="the refiner's start-noise scale (0: deterministic)"
+    )
     p.add_argument("--wave-from-mel", choices=("vocoder", "griffin-lim"), help="default: the tokenizer's own")
     p.set_defaults(func=_eval)

@@ -150,3 +150,12 @@ def test_presets_agree():
     assert audio_tiny().frame_rate == 12.5 and audio_longcat_next().codebook_sizes[0] == 8192
     with pytest.raises(BadConfig):
         AudioTokenizerConfig(mel=MelConfig(n_mels=80))  # the release encoder takes 128 bins
+
+
+def test_decode_follows_the_configs_refiner_choice():
+    tiny = AudioTokenizer(audio_tiny("trained")).eval()  # tiny decodes without the refiner (measured)
+    assert tiny.refines(None) is False and tiny.refines(True) is True
+    codes = tiny.encode(speech_like(4000), 16_000)
+    torch.nn.init.normal_(tiny.refiner.out.weight, std=0.1)  # a refiner that changes the mel
+    torch.testing.assert_close(tiny.decode_mel(codes), tiny.decode_mel(codes, refine=False))
+    assert not torch.allclose(tiny.decode_mel(codes, refine=True), tiny.decode_mel(codes, refine=False))

@@ -44,7 +44,7 @@ def test_streaming_wave_equals_offline_decode(model, chunks):
     """Samples leave chunk by chunk and join into the offline vocoder output (no clicks at joins)."""
     codes = _codes(model)
     offline, _ = model.decode(codes, refine=False)
-    stream = StreamingWaveDecoder(model)
+    stream = StreamingWaveDecoder(model, refine=False)
     parts, start = [], 0
     for n in chunks:
         parts.append(stream.push(codes.codes[start : start + n]))

@@ -39,3 +39,8 @@ def test_missing_manifest_exits_2(tmp_path, cli_fails):
     ]
     cli_fails(argv, "does not exist")
     cli_fails([*argv[:-1], tmp_path / "o", "--limit", "0"], "positive integer")
+    cli_fails([*argv, "--temperature", "-1"], "number >= 0")
+    cli_fails([*argv, "--temperature", "hot"], "number >= 0")
+    cli_fails(
+        ["audio", "train", "--preset", "longcat_next", "--front-end", "trained", "--data", "d", "--out", "o"], "tiny"
+    )
