@@ -30,7 +30,6 @@ dina, not published codecs.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 import sys
@@ -112,14 +111,19 @@ def mel_cepstral_distortion(mel_a_MF: torch.Tensor, mel_b_MF: torch.Tensor, conf
 
 @torch.no_grad()
 def reconstruct(
-    tokenizer: AudioTokenizer, wave_T: np.ndarray, *, refine: bool | None = None, temperature: float = 1.0
+    tokenizer: AudioTokenizer,
+    wave_T: np.ndarray,
+    *,
+    refine: bool | None = None,
+    temperature: float = 1.0,
+    wave_from_mel: str | None = None,
 ) -> Reconstruction:
     """Encode and decode one 16 kHz clip (timed), and compare the mels over its T // 160 frames."""
     start = time.perf_counter()
     codes = tokenizer.encode(wave_T, SAMPLE_RATE)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    wave, _ = tokenizer.decode(codes, refine=refine, temperature=temperature)
+    wave, _ = tokenizer.decode(codes, refine=refine, temperature=temperature, wave_from_mel=wave_from_mel)
     decode_s = time.perf_counter() - start
     front_end, cfg = tokenizer.front_end, tokenizer.config.mel
     original_MF = front_end(torch.from_numpy(wave_T))[0]
@@ -270,11 +274,6 @@ def speaker_similarity(
 # ---- the whole evaluation --------------------------------------------------------------------
 
 
-def vocoder_name(tokenizer: AudioTokenizer) -> str:
-    """How decode makes the wave: `config.wave_from_mel`, "vocoder" (the neural one) or "griffin-lim"."""
-    return tokenizer.config.wave_from_mel
-
-
 def _per_clip(clip: SpeechClip, rec: Reconstruction) -> dict[str, Any]:
     return {
         "path": clip.path,
@@ -295,7 +294,6 @@ def _summary(tokenizer: AudioTokenizer, clips: list[SpeechClip], recons: list[Re
     return {
         "clips": len(clips),
         "seconds": round(seconds, 3),
-        "vocoder": vocoder_name(tokenizer),
         "threads": torch.get_num_threads(),
         "mel_l1": sum(r.mel_l1_sum for r in recons) / frames,
         "mel_l1_decoder": sum(r.mel_l1_decoder_sum for r in recons) / frames,
@@ -326,21 +324,28 @@ def evaluate_audio(
     The speed figures are measured in this process on `torch.get_num_threads()` threads; the
     first-chunk latency streams the first clip's codes. With `judge` False the WER fields are null.
     """
-    if wave_from_mel is not None:
-        if wave_from_mel not in WAVE_FROM_MEL:
-            raise BadArgument(f"wave_from_mel must be one of {', '.join(WAVE_FROM_MEL)}, got {wave_from_mel!r}")
-        tokenizer.config = dataclasses.replace(tokenizer.config, wave_from_mel=wave_from_mel)
+    wave_from_mel = wave_from_mel or tokenizer.config.wave_from_mel
+    if wave_from_mel not in WAVE_FROM_MEL:
+        raise BadArgument(f"wave_from_mel must be one of {', '.join(WAVE_FROM_MEL)}, got {wave_from_mel!r}")
     tokenizer.eval()
     refine = tokenizer.refines(refine)
     clips = load_speech(data, limit=limit)
     recons = []
     for i, clip in enumerate(clips):
-        recons.append(reconstruct(tokenizer, clip.wave, refine=refine, temperature=temperature))
+        recons.append(
+            reconstruct(tokenizer, clip.wave, refine=refine, temperature=temperature, wave_from_mel=wave_from_mel)
+        )
         if progress:
             mel_l1 = recons[-1].mel_l1_sum / recons[-1].frames
             print(f"[{i + 1}/{len(clips)}] {clip.path}: mel L1 {mel_l1:.4f}", file=sys.stderr, flush=True)
-    result = {"refine": refine, "temperature": temperature if refine else None, **_summary(tokenizer, clips, recons)}
-    latency = first_chunk_latency_ms(tokenizer, recons[0].codes, refine=refine)
+    result = {
+        "refine": refine,
+        "temperature": temperature if refine else None,
+        "vocoder": wave_from_mel,
+        **_summary(tokenizer, clips, recons),
+    }
+    streams = wave_from_mel == "vocoder"  # Griffin-Lim iterates over the whole clip: no streaming
+    latency = first_chunk_latency_ms(tokenizer, recons[0].codes, refine=refine) if streams else None
     result["first_chunk_tokens"] = FIRST_CHUNK_TOKENS
     result["first_chunk_latency_ms"] = latency
     per_clip = [_per_clip(c, r) for c, r in zip(clips, recons, strict=True)]

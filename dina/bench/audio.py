@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from dina.audio.config import audio_tiny
-from dina.audio.evaluate import FIRST_CHUNK_TOKENS, first_chunk_latency_ms, vocoder_name
+from dina.audio.evaluate import FIRST_CHUNK_TOKENS, first_chunk_latency_ms
 from dina.audio.tokenizer import SAMPLE_RATE, AudioTokenizer
 from dina.bench.rvq import SETTINGS, bench_rvq
 
@@ -113,7 +113,7 @@ def bench_audio(
     return {
         "tokenizer": name,
         "refine_on_decode": model.config.refine_on_decode,
-        "vocoder": vocoder_name(model),
+        "vocoder": model.config.wave_from_mel,
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "clips": clips,

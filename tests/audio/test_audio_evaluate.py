@@ -116,8 +116,12 @@ def test_eval_without_judge_writes_every_field(tmp_path, tokenizer):
         assert -1 <= result["speaker_similarity"] <= 1
     assert [c["path"] for c in result["per_clip"]] == ["wavs/0.wav", "wavs/1.wav", "wavs/2.wav"]
     json.dumps(result)  # JSON-serializable as is
-    limited = evaluate_audio(tokenizer, manifest, limit=1, judge=False, refine=False, progress=False)
-    assert limited["clips"] == 1 and limited["refine"] is False
+    limited = evaluate_audio(
+        tokenizer, manifest, limit=1, judge=False, refine=False, wave_from_mel="griffin-lim", progress=False
+    )
+    assert limited["clips"] == 1 and limited["refine"] is False and limited["vocoder"] == "griffin-lim"
+    assert limited["first_chunk_latency_ms"] is None  # Griffin-Lim does not stream
+    assert tokenizer.config.wave_from_mel == "vocoder"  # the tokenizer itself is left as it was
 
 
 def test_bad_data_paths(tmp_path):
