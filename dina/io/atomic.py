@@ -28,6 +28,15 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask is process-wide, so not while threads write
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to `dest`; on success it replaces `dest`, on error it is removed.
@@ -40,6 +49,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     if dest.is_dir():
         raise BadInputFile(f"{dest} is a directory, expected a file path")
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix, dir=dest.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual permissions
     os.close(fd)
     tmp_path = Path(tmp)
     try:

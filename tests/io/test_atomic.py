@@ -29,3 +29,15 @@ def test_directory_that_is_a_file(tmp_path):
         ensure_dir(tmp_path / "f" / "sub")
     with pytest.raises(BadInputFile, match="not a directory"):
         write_text(tmp_path / "f" / "x.txt", "y")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from dina.io.atomic import write_text
+
+    write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
