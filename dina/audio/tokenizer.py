@@ -7,7 +7,9 @@ encoder + pool-by-4 bridge -> residual VQ -> (T, L) ids.
 decode: ids -> summed code embeddings -> causal mel decoder, per window of the decoder's
 positions -> flow-matching mel refiner (`dina.audio.refiner`; optional) -> log-mel -> vocoder ->
 16 kHz wave cut to the original length. The vocoder is the neural one (`dina.audio.vocoder`) or
-the Griffin-Lim fallback (`dina.audio.griffin_lim`), as `config.wave_from_mel` says.
+the Griffin-Lim fallback (`dina.audio.griffin_lim`), as `config.wave_from_mel` says. Whether
+decode runs the refiner by default is `config.refine_on_decode` (off in `tiny`, where it was
+measured to lower fidelity; see `dina.audio.config.audio_tiny`).
 
 Memory is bounded by one window on both sides: a wave of any length is never passed to the
 model whole.

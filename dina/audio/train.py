@@ -18,7 +18,8 @@
    DiT at 24 kHz here; ours stays the causal transformer, and its flow-matching stage is the
    separate refiner below.)
 4. `refiner`: the flow-matching mel refiner learns the residual the decoder leaves
-   (`dina.audio.refiner`), on random token-aligned crops of cached decoder outputs.
+   (`dina.audio.refiner`), on random token-aligned crops of cached decoder outputs. (At the
+   tiny plan's 300 steps it does not help; `tiny` decodes without it by default.)
 5. `vocoder`: the neural vocoder learns log-mel -> wave on random one-second segments of the
    training speech (`dina.audio.vocoder`); it does not depend on the codes.
 

@@ -45,7 +45,9 @@ def _decode(args: argparse.Namespace) -> int:
     clips = load_audio_codes(args.codes)
     out = ensure_dir(args.out)
     for i, codes in enumerate(clips):
-        wave, sr = model.decode(codes)
+        wave, sr = model.decode(
+            codes, refine=args.refine, temperature=args.temperature, seed=args.seed, wave_from_mel=args.wave_from_mel
+        )
         save_wav(out / f"{i:04d}.wav", wave, sr)
     print(f"decoded {len(clips)} clip(s) -> {out}")
     return 0
@@ -70,6 +72,17 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_decode_options(p: argparse.ArgumentParser) -> None:
+    """How codes become a wave; each default is the tokenizer's own (its config)."""
+    refine = p.add_mutually_exclusive_group()
+    refine.add_argument("--refine", action="store_true", default=None, help="decode with the flow mel refiner")
+    refine.add_argument("--no-refine", dest="refine", action="store_false", help="decode without it")
+    p.add_argument(
+        "--temperature", type=non_negative_float, default=1.0, help="the refiner's start-noise scale (0: deterministic)"
+    )
+    p.add_argument("--wave-from-mel", choices=("vocoder", "griffin-lim"), help="the neural vocoder or Griffin-Lim")
+
+
 def register(sub) -> None:
     parser = sub.add_parser("audio", help="audio tokenizer: train, encode, decode, evaluate")
     asub = parser.add_subparsers(dest="audio_command", required=True)
@@ -89,6 +102,8 @@ def register(sub) -> None:
     p.add_argument("codes")
     p.add_argument("--tokenizer", required=True)
     p.add_argument("--out", required=True)
+    _add_decode_options(p)
+    p.add_argument("--seed", type=int, default=0, help="the refiner's sampling seed")
     p.set_defaults(func=_decode)
 
     p = asub.add_parser("eval", help="mel, codebook, intelligibility, speaker and speed figures")
@@ -97,11 +112,5 @@ def register(sub) -> None:
     p.add_argument("--json", required=True)
     p.add_argument("--limit", type=positive_int)
     p.add_argument("--no-judge", action="store_true", help="skip the Whisper tiny.en WER judge")
-    refine = p.add_mutually_exclusive_group()
-    refine.add_argument("--refine", action="store_true", default=None, help="decode with the flow mel refiner")
-    refine.add_argument("--no-refine", dest="refine", action="store_false", help="decode without it")
-    p.add_argument(
-        "--temperature", type=non_negative_float, default=1.0, help="the refiner's start-noise scale (0: deterministic)"
-    )
-    p.add_argument("--wave-from-mel", choices=("vocoder", "griffin-lim"), help="default: the tokenizer's own")
+    _add_decode_options(p)
     p.set_defaults(func=_eval)

@@ -45,6 +45,10 @@ def test_encode_decode_round_trip_through_files(tmp_path, tokenizer, capsys):
     assert main(["audio", "decode", str(out), "--tokenizer", str(tokenizer), "--out", str(tmp_path / "wav")]) == 0
     assert [load_audio(tmp_path / "wav" / f"000{i}.wav").shape for i in (0, 1)] == [(16_000,), (1600,)]
     assert "decoded 2 clip(s)" in capsys.readouterr().out
+    options = ["--refine", "--temperature", "0", "--wave-from-mel", "griffin-lim"]
+    argv = ["audio", "decode", str(out), "--tokenizer", str(tokenizer), "--out", str(tmp_path / "gl"), *options]
+    assert main(argv) == 0
+    assert load_audio(tmp_path / "gl" / "0001.wav").shape == (1600,)
 
 
 def test_bad_inputs(tmp_path, tokenizer, cli_fails):
