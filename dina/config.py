@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dina.audio.config import AudioTokenizerConfig
+from dina.backbone.moe import MoEConfig
 from dina.config_io import ConfigBase, _check, dataclass_from_dict
 from dina.errors import BadConfig
 from dina.vision.config import VisionTokenizerConfig, vision_longcat_next
@@ -129,6 +130,18 @@ class BackboneConfig(ConfigBase):
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads
+
+    @property
+    def moe(self) -> MoEConfig:
+        """The shortcut MoE's config, derived from these fields."""
+        return MoEConfig(
+            dim=self.dim,
+            n_experts=self.n_experts,
+            expert_hidden=self.expert_dim,
+            n_zero_experts=self.n_zero_experts,
+            top_k=self.top_k,
+            routed_scaling=self.routed_scaling,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

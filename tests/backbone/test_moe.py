@@ -94,3 +94,14 @@ def test_bad_config_and_input(moe):
         MoEConfig(dim=8, n_experts=2, expert_hidden=4, n_zero_experts=1, top_k=4)
     with pytest.raises(BadArgument, match="MoE expects"):
         moe(torch.zeros(3, 7))
+
+
+def test_presets_derive_their_moe():
+    from dina.presets import longcat_next, tiny
+
+    release = longcat_next().backbone.moe
+    assert (release.n_experts, release.n_zero_experts, release.top_k, release.expert_hidden) == (256, 128, 12, 1024)
+    assert release.routed_scaling == 6.0 and release.total_experts == 384
+    small = tiny().backbone.moe
+    out = MoE(small)(torch.randn(5, small.dim))
+    assert out.out_ND.shape == (5, small.dim) and int(out.tokens_per_expert_X.sum()) == 5 * small.top_k
