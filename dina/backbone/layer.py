@@ -1,0 +1,84 @@
+"""One LongCat-Flash decoder layer: two attention sublayers, two dense MLPs, a shortcut MoE.
+
+Report Sec. 2.4; LongCat-Flash-Omni report §2.3 (ScMoE); `longcat-next-release.md` §1 "Layer
+wiring", per layer with sublayers s = 0, 1:
+
+    h = x + attn0(norm_in0(x));  u = norm_post0(h);  m = MoE(u);  h = h + mlp0(u)
+    h = h + attn1(norm_in1(h));  h = h + mlp1(norm_post1(h));     out = h + m
+
+The MoE reads the first sublayer's normed output and joins at the end of the layer, so its
+experts can run while the second sublayer computes (the shortcut). Tokens of every modality
+go through the same weights: there is no modality branch.
+
+Attention: the `tiny` preset's grouped-query attention (`GQAttention`: rotary positions over
+plain 1-D token positions, causal within each packed document, `dina.layers.attention`). The
+release's MLA (`BackboneConfig.attention == "mla"`) is not built yet (open issue: the native
+model); asking for it is a `BadConfig`.
+
+Shapes: N packed tokens, D width, H query heads, G key/value heads, Dh head dim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dina.backbone.moe import MoE, MoEOutput
+from dina.config import BackboneConfig
+from dina.errors import BadConfig
+from dina.layers.attention import packed_attention
+from dina.layers.mlp import SwiGLU
+from dina.layers.norm import RMSNorm
+from dina.layers.rope import RotaryTables, apply_rope
+
+
+class GQAttention(nn.Module):
+    """Causal grouped-query self-attention over packed documents, rotary on q and k."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+
+    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> torch.Tensor:
+        n = x_ND.shape[0]
+        q_NHD = apply_rope(self.q_proj(x_ND).view(n, self.heads, self.head_dim), rot)
+        k_NGD = apply_rope(self.k_proj(x_ND).view(n, self.kv_heads, self.head_dim), rot)
+        v_NGD = self.v_proj(x_ND).view(n, self.kv_heads, self.head_dim)
+        group = self.heads // self.kv_heads  # each key/value head serves `group` query heads
+        k_NHD, v_NHD = k_NGD.repeat_interleave(group, dim=1), v_NGD.repeat_interleave(group, dim=1)
+        return self.o_proj(packed_attention(q_NHD, k_NHD, v_NHD, cu_seqlens, causal=True).reshape(n, -1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerOutput:
+    x_ND: torch.Tensor
+    moe: MoEOutput  # the shortcut MoE's output and routing counters
+
+
+class DecoderLayer(nn.Module):
+    """The dual-sublayer LongCat-Flash layer with its shortcut MoE (wiring in the module docstring)."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        if cfg.attention != "gqa":
+            raise BadConfig(f"attention {cfg.attention!r} is not built yet; the decoder layer supports 'gqa'")
+        self.input_norms = nn.ModuleList(RMSNorm(cfg.dim, eps=cfg.norm_eps) for _ in range(2))
+        self.post_attention_norms = nn.ModuleList(RMSNorm(cfg.dim, eps=cfg.norm_eps) for _ in range(2))
+        self.attns = nn.ModuleList(GQAttention(cfg) for _ in range(2))
+        self.mlps = nn.ModuleList(SwiGLU(cfg.dim, cfg.ffn_dim) for _ in range(2))
+        self.moe = MoE(cfg.moe)
+
+    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> LayerOutput:
+        h = x_ND + self.attns[0](self.input_norms[0](x_ND), cu_seqlens, rot)
+        u = self.post_attention_norms[0](h)
+        moe = self.moe(u)
+        h = h + self.mlps[0](u)
+        h = h + self.attns[1](self.input_norms[1](h), cu_seqlens, rot)
+        h = h + self.mlps[1](self.post_attention_norms[1](h))
+        return LayerOutput(x_ND=h + moe.out_ND, moe=moe)
