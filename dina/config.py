@@ -132,6 +132,11 @@ class BackboneConfig(ConfigBase):
         return self.dim // self.n_heads
 
     @property
+    def rope_dim(self) -> int:
+        """Rotary width per head: MLA rotates only its `qk_rope_dim` part, GQA the whole head."""
+        return self.qk_rope_dim if self.attention == "mla" else self.head_dim
+
+    @property
     def moe(self) -> MoEConfig:
         """The shortcut MoE's config, derived from these fields."""
         return MoEConfig(

@@ -10,10 +10,14 @@ The MoE reads the first sublayer's normed output and joins at the end of the lay
 experts can run while the second sublayer computes (the shortcut). Tokens of every modality
 go through the same weights: there is no modality branch.
 
-Attention: the `tiny` preset's grouped-query attention (`GQAttention`: rotary positions over
-plain 1-D token positions, causal within each packed document, `dina.layers.attention`). The
-release's MLA (`BackboneConfig.attention == "mla"`) is not built yet (open issue: the native
-model); asking for it is a `BadConfig`.
+Attention, causal within each packed document (`dina.layers.attention`), rotary positions over
+plain 1-D token positions for every modality (release §1: no M-RoPE):
+- `MLAttention`, the release's multi-head latent attention (`attention="mla"`, full preset):
+  q = q_b(RMSNorm(q_a(x))) · √(D / q_lora), split per head into [nope | rope];
+  [c | k_rope] = kv_a(x); [k_nope | v] = kv_b(RMSNorm(c) · √(D / kv_lora)) per head; k_rope is
+  one rotary key shared by all heads; RoPE rotates pairs (2i, 2i+1) (DeepSeek's layout, the
+  same rotation as regrouping the pairs into halves); scale (nope + rope)^-½; o_proj H·v -> D.
+- `GQAttention`, grouped-query attention for `tiny` (`attention="gqa"`).
 
 Shapes: N packed tokens, D width, H query heads, G key/value heads, Dh head dim.
 """
@@ -27,11 +31,39 @@ from torch import nn
 
 from dina.backbone.moe import MoE, MoEOutput
 from dina.config import BackboneConfig
-from dina.errors import BadConfig
 from dina.layers.attention import packed_attention
 from dina.layers.mlp import SwiGLU
 from dina.layers.norm import RMSNorm
 from dina.layers.rope import RotaryTables, apply_rope
+
+
+class MLAttention(nn.Module):
+    """Multi-head latent attention (release §1 "MLA"); parameter names follow the release."""
+
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        H, nope, rope, dv = cfg.n_heads, cfg.qk_nope_dim, cfg.qk_rope_dim, cfg.v_head_dim
+        self.q_a_proj = nn.Linear(cfg.dim, cfg.q_lora_rank, bias=False)
+        self.q_a_layernorm = RMSNorm(cfg.q_lora_rank, eps=cfg.norm_eps)
+        self.q_b_proj = nn.Linear(cfg.q_lora_rank, H * (nope + rope), bias=False)
+        self.kv_a_proj_with_mqa = nn.Linear(cfg.dim, cfg.kv_lora_rank + rope, bias=False)
+        self.kv_a_layernorm = RMSNorm(cfg.kv_lora_rank, eps=cfg.norm_eps)
+        self.kv_b_proj = nn.Linear(cfg.kv_lora_rank, H * (nope + dv), bias=False)
+        self.o_proj = nn.Linear(H * dv, cfg.dim, bias=False)
+
+    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> torch.Tensor:
+        cfg, n = self.cfg, x_ND.shape[0]
+        H, nope, rope, dv = cfg.n_heads, cfg.qk_nope_dim, cfg.qk_rope_dim, cfg.v_head_dim
+        q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x_ND))) * (cfg.dim / cfg.q_lora_rank) ** 0.5
+        q_nope, q_rope = q.view(n, H, nope + rope).split([nope, rope], dim=-1)
+        c, k_rope = self.kv_a_proj_with_mqa(x_ND).split([cfg.kv_lora_rank, rope], dim=-1)
+        kv = self.kv_b_proj(self.kv_a_layernorm(c) * (cfg.dim / cfg.kv_lora_rank) ** 0.5)
+        k_nope, v = kv.view(n, H, nope + dv).split([nope, dv], dim=-1)
+        k_rope = apply_rope(k_rope[:, None, :], rot, interleaved=True).expand(n, H, rope)
+        q = torch.cat([q_nope, apply_rope(q_rope, rot, interleaved=True)], dim=-1)
+        k = torch.cat([k_nope, k_rope], dim=-1)
+        return self.o_proj(packed_attention(q, k, v, cu_seqlens, causal=True).reshape(n, H * dv))
 
 
 class GQAttention(nn.Module):
@@ -66,11 +98,10 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, cfg: BackboneConfig) -> None:
         super().__init__()
-        if cfg.attention != "gqa":
-            raise BadConfig(f"attention {cfg.attention!r} is not built yet; the decoder layer supports 'gqa'")
         self.input_norms = nn.ModuleList(RMSNorm(cfg.dim, eps=cfg.norm_eps) for _ in range(2))
         self.post_attention_norms = nn.ModuleList(RMSNorm(cfg.dim, eps=cfg.norm_eps) for _ in range(2))
-        self.attns = nn.ModuleList(GQAttention(cfg) for _ in range(2))
+        attention = MLAttention if cfg.attention == "mla" else GQAttention
+        self.attns = nn.ModuleList(attention(cfg) for _ in range(2))
         self.mlps = nn.ModuleList(SwiGLU(cfg.dim, cfg.ffn_dim) for _ in range(2))
         self.moe = MoE(cfg.moe)
 

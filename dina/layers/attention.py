@@ -58,26 +58,27 @@ def _sdpa_SHLD(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) 
 def packed_attention(
     q_NHD: torch.Tensor, k_NHD: torch.Tensor, v_NHD: torch.Tensor, cu_seqlens: torch.Tensor, *, causal: bool = False
 ) -> torch.Tensor:
-    """Softmax(q kᵀ / √Dh) v within each segment of `cu_seqlens`; (N, H, Dh) -> (N, H, Dh).
+    """Softmax(q kᵀ / √Dh) v within each segment of `cu_seqlens`; (N, H, Dh) q, k and (N, H, Dv) v -> (N, H, Dv).
 
     `causal`: a token sees only itself and earlier tokens of its own segment.
     """
     n, h, d = q_NHD.shape
+    dv = v_NHD.shape[-1]  # values may be narrower than queries and keys (MLA: 128 vs 192)
     groups = _segment_groups(_lengths(cu_seqlens, n))
     if len(groups) == 1:
         (length,) = groups
         s = len(groups[length])
         if s * length == n:  # all segments equal and contiguous: a reshape, no gather
             shape = (s, length, h, d)
-            out = _sdpa_SHLD(q_NHD.reshape(shape), k_NHD.reshape(shape), v_NHD.reshape(shape), causal)
-            return out.reshape(n, h, d)
+            out = _sdpa_SHLD(q_NHD.reshape(shape), k_NHD.reshape(shape), v_NHD.reshape(s, length, h, dv), causal)
+            return out.reshape(n, h, dv)
     order_parts, out_parts = [], []
     for length, starts in groups.items():
         idx_SL = torch.tensor(starts, device=q_NHD.device)[:, None] + torch.arange(length, device=q_NHD.device)
-        out_parts.append(_sdpa_SHLD(q_NHD[idx_SL], k_NHD[idx_SL], v_NHD[idx_SL], causal).reshape(-1, h, d))
+        out_parts.append(_sdpa_SHLD(q_NHD[idx_SL], k_NHD[idx_SL], v_NHD[idx_SL], causal).reshape(-1, h, dv))
         order_parts.append(idx_SL.reshape(-1))
     # Every token belongs to exactly one segment, so the scatter writes each row once.
-    return torch.zeros_like(q_NHD).index_copy(0, torch.cat(order_parts), torch.cat(out_parts))
+    return q_NHD.new_zeros(n, h, dv).index_copy(0, torch.cat(order_parts), torch.cat(out_parts))
 
 
 class SelfAttention(nn.Module):

@@ -5,8 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from dina.backbone.layer import DecoderLayer, GQAttention
-from dina.errors import BadConfig
+from dina.backbone.layer import DecoderLayer, GQAttention, MLAttention
 from dina.layers.rope import rotary_tables
 from dina.presets import tiny
 
@@ -69,6 +68,55 @@ def test_grouped_query_heads_share_keys():
     assert attn.k_proj.out_features == CFG.n_kv_heads * CFG.head_dim < attn.q_proj.out_features
 
 
-def test_mla_is_refused_until_built():
-    with pytest.raises(BadConfig, match="not built yet"):
-        DecoderLayer(dataclasses.replace(CFG, attention="mla"))
+MLA = dataclasses.replace(
+    CFG, attention="mla", q_lora_rank=32, kv_lora_rank=16, qk_nope_dim=16, qk_rope_dim=8, v_head_dim=12
+)
+
+
+def test_mla_is_causal_and_packs_documents():
+    torch.manual_seed(0)
+    attn = MLAttention(MLA)
+    x = torch.randn(11, MLA.dim, generator=torch.Generator().manual_seed(4))
+    pos = torch.cat([torch.arange(7), torch.arange(4)])
+    rot = rotary_tables(pos, MLA.rope_dim, theta=MLA.rope_theta)
+    out = attn(x, torch.tensor([0, 7, 11]), rot)
+    alone = attn(x[:7], torch.tensor([0, 7]), rotary_tables(torch.arange(7), MLA.rope_dim, theta=MLA.rope_theta))
+    torch.testing.assert_close(out[:7], alone, atol=1e-5, rtol=1e-5)
+    changed = x.clone()
+    changed[5] += 1.0
+    torch.testing.assert_close(attn(changed, torch.tensor([0, 7, 11]), rot)[:5], out[:5])
+
+
+def test_mla_matches_a_direct_computation():
+    """One head, two tokens: scores from the latent path, written out by hand."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(MLA, n_heads=1, n_kv_heads=1)
+    attn = MLAttention(cfg)
+    x = torch.randn(2, cfg.dim, generator=torch.Generator().manual_seed(5))
+    rot = rotary_tables(torch.arange(2), cfg.rope_dim, theta=cfg.rope_theta)
+    out = attn(x, torch.tensor([0, 2]), rot)
+    q = attn.q_b_proj(attn.q_a_layernorm(attn.q_a_proj(x))) * (cfg.dim / cfg.q_lora_rank) ** 0.5
+    ckv = attn.kv_a_proj_with_mqa(x)
+    kv = attn.kv_b_proj(attn.kv_a_layernorm(ckv[:, : cfg.kv_lora_rank]) * (cfg.dim / cfg.kv_lora_rank) ** 0.5)
+    k_nope, v = kv[:, : cfg.qk_nope_dim], kv[:, cfg.qk_nope_dim :]
+
+    def rotate(t, p):  # pairs (2i, 2i+1) rotated by p · θ^(-2i/r)
+        r = t.shape[-1]
+        ang = p * cfg.rope_theta ** (-torch.arange(0, r, 2, dtype=torch.float64) / r)
+        c, s = ang.cos().float(), ang.sin().float()
+        a, b = t[0::2], t[1::2]
+        return torch.stack([a * c - b * s, b * c + a * s], dim=-1).flatten()
+
+    qs = [torch.cat([q[i, : cfg.qk_nope_dim], rotate(q[i, cfg.qk_nope_dim :], i)]) for i in range(2)]
+    ks = [torch.cat([k_nope[i], rotate(ckv[i, cfg.kv_lora_rank :], i)]) for i in range(2)]
+    scale = (cfg.qk_nope_dim + cfg.qk_rope_dim) ** -0.5
+    w = torch.softmax(torch.stack([qs[1] @ ks[0], qs[1] @ ks[1]]) * scale, dim=0)
+    torch.testing.assert_close(out[0], attn.o_proj(v[0]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[1], attn.o_proj(w[0] * v[0] + w[1] * v[1]), atol=1e-5, rtol=1e-5)
+
+
+def test_the_layer_builds_with_mla():
+    layer = DecoderLayer(MLA)
+    x = torch.randn(5, MLA.dim)
+    out = layer(x, torch.tensor([0, 5]), rotary_tables(torch.arange(5), MLA.rope_dim, theta=MLA.rope_theta))
+    assert out.x_ND.shape == (5, MLA.dim)

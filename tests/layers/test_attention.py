@@ -27,6 +27,18 @@ def test_packed_equals_each_segment_alone(lengths: list[int], causal: bool) -> N
             torch.testing.assert_close(out[a:b], _alone(q[a:b], k[a:b], v[a:b], causal), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("lengths", [[5, 3, 5], [4, 4]])
+def test_values_narrower_than_keys(lengths: list[int]) -> None:
+    """MLA's values (128 wide) are narrower than its queries and keys (192)."""
+    q, k, _ = _qkv(sum(lengths))
+    v = torch.randn(sum(lengths), 2, 5, generator=torch.Generator().manual_seed(9))
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+    out = packed_attention(q, k, v, cu, causal=True)
+    assert out.shape == (sum(lengths), 2, 5)
+    a, b = cu[1].item(), cu[2].item()
+    torch.testing.assert_close(out[a:b], _alone(q[a:b], k[a:b], v[a:b], True), rtol=1e-5, atol=1e-5)
+
+
 def test_no_leakage_across_segments() -> None:
     q, k, v = _qkv(12)
     cu = torch.tensor([0, 5, 12])
