@@ -1,0 +1,74 @@
+"""The backbone's inputs: one embedding table for every id, additive level sums, the Pre-Buffer.
+
+Report Sec. 2.5.1 (additive multi-level embedding), 2.5.3 (text-guided audio), 3.2.1 (the
+Pre-Buffer); `longcat-next-release.md` §1 "Vocab" and §4:
+- one table `embed_tokens` of `VocabConfig.size` rows holds text and special tokens, then the
+  audio levels, then the visual levels, each level at its own offset (`VocabConfig.level_offsets`);
+- an image position's embedding is Σ_l E[offset_l + c_l] followed by the Pre-Buffer,
+  e + SwiGLU(LayerNorm(e)) (LayerNorm with bias; no MLP biases);
+- an audio position's embedding is Σ_l E[offset_l + c_l]; a text-guided audio position adds the
+  text stream's token embedding to it;
+- the DepthTransformer heads read the same level rows (`level_embeddings`).
+Codes are checked against their level's codebook size: the release's inference reads index
+K at level l as level l+1's row 0 (a quirk, §4); dina refuses it instead.
+
+Shapes: N positions, L levels, D width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dina.config import VocabConfig
+from dina.errors import BadCodes
+from dina.layers.mlp import SwiGLU
+
+
+class PreBuffer(nn.Module):
+    """e + SwiGLU(LayerNorm(e)): a residual block between the summed codes and the backbone."""
+
+    def __init__(self, dim: int, hidden: int, *, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.pre_layernorm = nn.LayerNorm(dim, eps=eps)
+        self.mlp = SwiGLU(dim, hidden)
+
+    def forward(self, e_ND: torch.Tensor) -> torch.Tensor:
+        return e_ND + self.mlp(self.pre_layernorm(e_ND))
+
+
+class MultimodalEmbedding(nn.Module):
+    """The shared table and the Pre-Buffer; one method per kind of position."""
+
+    def __init__(self, vocab: VocabConfig, dim: int, prebuffer_dim: int, *, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.embed_tokens = nn.Embedding(vocab.size, dim)
+        self.pre_buffer = PreBuffer(dim, prebuffer_dim, eps=eps)
+
+    def text(self, ids_N: torch.Tensor) -> torch.Tensor:
+        """Text and special tokens (ids below the audio offset)."""
+        if ids_N.numel() and (int(ids_N.min()) < 0 or int(ids_N.max()) >= self.vocab.audio_offset):
+            raise BadCodes(f"text ids must be in [0, {self.vocab.audio_offset})")
+        return self.embed_tokens(ids_N)
+
+    def level_embeddings(self, modality: str, codes_NL: torch.Tensor) -> torch.Tensor:
+        """(N, L) codes -> (N, L, D) rows E[offset_l + c_l] of `modality` ("audio" or "visual")."""
+        offsets = self.vocab.level_offsets(modality)
+        sizes = self.vocab.audio_codebook_sizes if modality == "audio" else self.vocab.visual_codebook_sizes
+        if codes_NL.ndim != 2 or codes_NL.shape[1] != len(offsets):
+            raise BadCodes(f"{modality} codes must be (N, {len(offsets)}), got {tuple(codes_NL.shape)}")
+        for level, k in enumerate(sizes):
+            ids = codes_NL[:, level]
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
+                raise BadCodes(f"{modality} level {level}: ids must be in [0, {k})")
+        return self.embed_tokens(codes_NL + torch.tensor(offsets))
+
+    def image(self, codes_NL: torch.Tensor) -> torch.Tensor:
+        """Visual positions: the Pre-Buffer of the level sum."""
+        return self.pre_buffer(self.level_embeddings("visual", codes_NL).sum(dim=1))
+
+    def audio(self, codes_NL: torch.Tensor, text_ids_N: torch.Tensor | None = None) -> torch.Tensor:
+        """Audio positions: the level sum, plus the text stream's embedding where speech is text-guided."""
+        e_ND = self.level_embeddings("audio", codes_NL).sum(dim=1)
+        return e_ND if text_ids_N is None else e_ND + self.text(text_ids_N)
