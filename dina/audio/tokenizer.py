@@ -34,7 +34,7 @@ from dina.audio.vocoder import StreamingVocoder, Vocoder
 from dina.errors import BadArgument, BadCodes
 from dina.io.audio import mono_at
 from dina.io.codes import load_codes_file, save_codes_file
-from dina.quantize import ResidualVQ
+from dina.quantize import ResidualVQ, check_level_ids
 from dina.training.checkpoint import Pretrained
 
 SAMPLE_RATE = 16_000
@@ -56,10 +56,7 @@ class AudioCodes:
             raise BadCodes(f"audio codes must be integers, got {c.dtype}")
         if c.shape[0] == 0:
             raise BadCodes("audio codes are empty")
-        for level, k in enumerate(codebook_sizes):
-            ids = c[:, level]
-            if int(ids.min()) < 0 or int(ids.max()) >= k:
-                raise BadCodes(f"level {level}: ids must be in [0, {k}), got [{int(ids.min())}, {int(ids.max())}]")
+        check_level_ids(c, codebook_sizes)
         if not 0 < self.num_samples <= c.shape[0] * SAMPLES_PER_TOKEN:
             raise BadCodes(f"{c.shape[0]} tokens cannot hold {self.num_samples} samples")
 

@@ -23,6 +23,7 @@ from torch import nn
 from dina.config import VocabConfig
 from dina.errors import BadCodes
 from dina.layers.mlp import SwiGLU
+from dina.quantize import check_level_ids
 
 
 class PreBuffer(nn.Module):
@@ -58,10 +59,7 @@ class MultimodalEmbedding(nn.Module):
         sizes = self.vocab.audio_codebook_sizes if modality == "audio" else self.vocab.visual_codebook_sizes
         if codes_NL.ndim != 2 or codes_NL.shape[1] != len(offsets):
             raise BadCodes(f"{modality} codes must be (N, {len(offsets)}), got {tuple(codes_NL.shape)}")
-        for level, k in enumerate(sizes):
-            ids = codes_NL[:, level]
-            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
-                raise BadCodes(f"{modality} level {level}: ids must be in [0, {k})")
+        check_level_ids(codes_NL, sizes, where=f"{modality} ")
         return self.embed_tokens(codes_NL + torch.tensor(offsets))
 
     def image(self, codes_NL: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Residual vector quantization with EMA codebooks (report Sec. 2.2.3), shared by vision and audio."""
 
 from dina.quantize.codebook import EMACodebook, nearest_codes
-from dina.quantize.rvq import ResidualVQ, RVQConfig, RVQOutput
+from dina.quantize.rvq import ResidualVQ, RVQConfig, RVQOutput, check_level_ids
 from dina.quantize.sync import CodebookSync, LocalCodebookSync
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "RVQConfig",
     "RVQOutput",
     "ResidualVQ",
+    "check_level_ids",
     "nearest_codes",
 ]

@@ -31,6 +31,7 @@ D = codebook dim, L = levels, K = entries of one level.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -253,6 +254,14 @@ class ResidualVQ(nn.Module):
             means_KD = stats.sums_KD / stats.counts_K.clamp(min=1.0).unsqueeze(1)
             # Entries no vector chose keep their seed vector (the restarts handle them later).
             book.reset_(all_K, torch.where(stats.counts_K.unsqueeze(1) > 0, means_KD, book.embed_KD), cluster_size=size)
+
+
+def check_level_ids(codes_NL: Tensor, codebook_sizes: Sequence[int], where: str = "") -> None:
+    """Refuse ids outside [0, K_l) at any level l (the last dim); `where` prefixes the message."""
+    for level, k in enumerate(codebook_sizes):
+        ids = codes_NL[..., level]
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
+            raise BadCodes(f"{where}level {level}: ids must be in [0, {k}), got [{int(ids.min())}, {int(ids.max())}]")
 
 
 def _perplexity(counts_K: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ from torch import nn
 
 from dina.errors import BadCodes, BadConfig
 from dina.io.codes import load_codes_file, save_codes_file
-from dina.quantize import ResidualVQ, RVQOutput
+from dina.quantize import ResidualVQ, RVQOutput, check_level_ids
 from dina.training.checkpoint import Pretrained
 from dina.vision.config import VisionTokenizerConfig
 from dina.vision.encoder import EncoderOutput, SemanticEncoder, principal_directions
@@ -133,10 +133,7 @@ class VisionCodes:
                 raise BadCodes(f"image {i}: a {grid.shape[0]}x{grid.shape[1]} grid does not match its size {size}")
             if grid.dtype.is_floating_point:
                 raise BadCodes(f"image {i}: codes must be integers, got {grid.dtype}")
-            for level, k in enumerate(codebook_sizes):
-                ids = grid[..., level]
-                if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
-                    raise BadCodes(f"image {i}, level {level}: ids must be in [0, {k}), got {int(ids.max())}")
+            check_level_ids(grid, codebook_sizes, where=f"image {i}, ")
 
     def save(self, path: str | os.PathLike) -> None:
         save_codes_file(path, list(self.codes), {"sizes": self.sizes, "original_sizes": self.original_sizes})
