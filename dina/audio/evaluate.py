@@ -50,6 +50,7 @@ from dina.audio.mel import MelConfig
 from dina.audio.tokenizer import SAMPLE_RATE, AudioCodes, AudioTokenizer
 from dina.data.speech.textnorm import corpus_wer, normalize_text
 from dina.errors import BadArgument
+from dina.quantize import code_usage
 
 FIRST_CHUNK_TOKENS = 4  # 320 ms of speech: the first chunk pushed into the streaming decoder
 MCD_COEFFICIENTS = 12  # mel-cepstral coefficients c1..c12 (c0, the overall level, is left out)
@@ -148,14 +149,8 @@ def reconstruct(
 
 def codebook_stats(codes: Sequence[AudioCodes], codebook_sizes: Sequence[int]) -> dict[str, list[float]]:
     """Per level over all clips: the fraction of the level's K codes used, and exp(entropy) of its histogram."""
-    flat_NL = torch.cat([c.codes for c in codes])
-    usage, perplexity = [], []
-    for level, k in enumerate(codebook_sizes):
-        counts = torch.bincount(flat_NL[:, level], minlength=k).double()
-        p = counts[counts > 0] / counts.sum()
-        usage.append(round(float((counts > 0).double().mean()), 5))
-        perplexity.append(round(float(torch.exp(-(p * p.log()).sum())), 3))
-    return {"codebook_usage": usage, "codebook_perplexity": perplexity}
+    usage, perplexity = code_usage(torch.cat([c.codes for c in codes]), codebook_sizes)
+    return {"codebook_usage": [round(u, 5) for u in usage], "codebook_perplexity": [round(p, 3) for p in perplexity]}
 
 
 def token_rates(codes: Sequence[AudioCodes], codebook_sizes: Sequence[int]) -> dict[str, float]:

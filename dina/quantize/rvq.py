@@ -264,6 +264,17 @@ def check_level_ids(codes_NL: Tensor, codebook_sizes: Sequence[int], where: str 
             raise BadCodes(f"{where}level {level}: ids must be in [0, {k}), got [{int(ids.min())}, {int(ids.max())}]")
 
 
+def code_usage(codes_NL: Tensor, codebook_sizes: Sequence[int]) -> tuple[list[float], list[float]]:
+    """Per level over (N, L) codes: the fraction of its K_l codes that occur, and the perplexity
+    (exp entropy) of its histogram, in float64."""
+    usage, perplexity = [], []
+    for level, k in enumerate(codebook_sizes):
+        counts_K = torch.bincount(codes_NL[:, level], minlength=k).double()
+        usage.append(float((counts_K > 0).double().mean()))
+        perplexity.append(float(_perplexity(counts_K)))
+    return usage, perplexity
+
+
 def _perplexity(counts_K: Tensor) -> Tensor:
     """exp(entropy) of a code histogram: 1 when one code takes all, K when uniform."""
     probs_K = counts_K / counts_K.sum().clamp(min=1.0)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from dina.data.shapes import Scene, parse_image
 from dina.metrics.image import from_uint8, high_frequency_energy, psnr, ssim
+from dina.quantize import code_usage
 from dina.vision.data import ImageRecord, load_images
 from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import VisionCodes, VisionTokenizer
@@ -54,12 +55,7 @@ def _judge(records: list[ImageRecord], images: list[np.ndarray]) -> float:
 @torch.no_grad()
 def _codebook_stats(model: VisionTokenizer, codes: VisionCodes) -> dict[str, list[float]]:
     flat = torch.cat([c.reshape(-1, c.shape[-1]) for c in codes.codes])
-    usage, perplexity = [], []
-    for level, k in enumerate(model.config.codebook_sizes):
-        counts = torch.bincount(flat[:, level], minlength=k).double()
-        p = counts / counts.sum()
-        usage.append(float((counts > 0).double().mean()))
-        perplexity.append(float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())))
+    usage, perplexity = code_usage(flat, model.config.codebook_sizes)
     return {"codebook_usage": usage, "perplexity": perplexity}
 
 

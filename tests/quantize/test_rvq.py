@@ -253,3 +253,12 @@ def test_codes_agree_with_vector_quantize_pytorch_on_the_same_codebooks() -> Non
 
     result = bench_rvq(8, (16, 8, 8), 256, repeats=1)
     assert result["code_agreement"] == 1.0 and result["quantized_max_abs_diff"] == 0.0
+
+
+def test_code_usage_counts_levels_and_their_perplexity():
+    from dina.quantize import code_usage
+
+    codes = torch.tensor([[0, 1], [0, 2], [1, 3], [1, 0]])  # level 0: two codes evenly; level 1: four evenly
+    usage, perplexity = code_usage(codes, (4, 8))
+    assert usage == [0.5, 0.5]
+    assert perplexity == pytest.approx([2.0, 4.0])
