@@ -123,14 +123,15 @@ def reconstruct(
     start = time.perf_counter()
     codes = tokenizer.encode(wave_T, SAMPLE_RATE)
     encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    wave, _ = tokenizer.decode(codes, refine=refine, temperature=temperature, wave_from_mel=wave_from_mel)
+    start = time.perf_counter()  # decode's two steps, keeping the decoded mel for the figures below
+    mel_MF = tokenizer.decode_mel(codes, refine=refine, temperature=temperature)
+    wave = tokenizer.mel_to_wave(mel_MF, wave_from_mel)[: codes.num_samples].numpy().astype(np.float32)
     decode_s = time.perf_counter() - start
     front_end, cfg = tokenizer.front_end, tokenizer.config.mel
     original_MF = front_end(torch.from_numpy(wave_T))[0]
     frames = original_MF.shape[1]
     rebuilt_MF = front_end(torch.from_numpy(wave))[0]
-    decoded_MF = tokenizer.decode_mel(codes, refine=refine, temperature=temperature)[:, :frames]
+    decoded_MF = mel_MF[:, :frames]
     return Reconstruction(
         codes=codes,
         wave=wave,

@@ -19,9 +19,7 @@ on the machine that runs the command, on `threads` torch threads; nothing is har
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +29,13 @@ import torch
 from dina.audio.config import audio_tiny
 from dina.audio.evaluate import FIRST_CHUNK_TOKENS, first_chunk_latency_ms
 from dina.audio.tokenizer import SAMPLE_RATE, AudioTokenizer
+from dina.bench import median_seconds
 from dina.bench.rvq import SETTINGS, bench_rvq
 
 ENCODE_RTF_GOAL = 100.0
 DECODE_RTF_GOAL = 10.0
 FIRST_CHUNK_MS_GOAL = 300.0
 RVQ_RATIO_GOAL = 2.0
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: allocator, thread pool, lazily built tables
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
@@ -72,10 +61,10 @@ def bench_clip(model: AudioTokenizer, seconds: float, repeats: int) -> dict[str,
     goal's), and with and without the mel refiner."""
     wave = speechlike(seconds)
     codes = model.encode(wave, SAMPLE_RATE)
-    encode_s = _median_seconds(lambda: model.encode(wave, SAMPLE_RATE), repeats)
-    decode_s = _median_seconds(lambda: model.decode(codes), repeats)
-    refined_s = _median_seconds(lambda: model.decode(codes, refine=True), repeats)
-    plain_s = _median_seconds(lambda: model.decode(codes, refine=False), repeats)
+    encode_s = median_seconds(lambda: model.encode(wave, SAMPLE_RATE), repeats)
+    decode_s = median_seconds(lambda: model.decode(codes), repeats)
+    refined_s = median_seconds(lambda: model.decode(codes, refine=True), repeats)
+    plain_s = median_seconds(lambda: model.decode(codes, refine=False), repeats)
     return {
         "audio_seconds": seconds,
         "tokens": int(codes.codes.shape[0]),

@@ -15,27 +15,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dina.bench import median_seconds
 from dina.bench.rvq import SETTINGS, bench_rvq
 from dina.layers.vit import ViTBlock
 from dina.vision.config import vision_tiny
 from dina.vision.encoder import SemanticEncoder
 from dina.vision.preprocess import PreprocessConfig, preprocess_images
-
-
-def _best(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _padded_forward(encoder: SemanticEncoder, packed) -> torch.Tensor:
@@ -73,10 +63,10 @@ def bench_packing(n_images: int = 16, seed: int = 0) -> dict:
     packed = preprocess_images(images, config.preprocess)
     encoder = SemanticEncoder(config.sae).eval()
     with torch.no_grad():
-        t_packed = _best(
-            lambda: encoder.vit(encoder.patch_embed(packed.patches_NP), packed.cu_patches, packed.positions())
+        t_packed = median_seconds(
+            lambda: encoder.vit(encoder.patch_embed(packed.patches_NP), packed.cu_patches, packed.positions()), 5
         )
-        t_padded = _best(lambda: _padded_forward(encoder, packed))
+        t_padded = median_seconds(lambda: _padded_forward(encoder, packed), 5)
         ours = encoder.vit(encoder.patch_embed(packed.patches_NP), packed.cu_patches, packed.positions())
         err = float((ours - _padded_forward(encoder, packed)).abs().max())
     lengths = (packed.cu_patches[1:] - packed.cu_patches[:-1]).tolist()
