@@ -75,9 +75,7 @@ class TrainClip:
 def training_clips(data: str | Path, model: AudioTokenizer) -> list[TrainClip]:
     """The clips of a speech manifest (`dina.audio.data`), at most one 30 s encoder window each,
     with their log-mel from the tokenizer's front end."""
-    clips = load_speech(data)
-    if not clips:
-        raise BadInputFile(f"{data} lists no clips")
+    clips = load_speech(data)  # an empty manifest is already a BadManifest
     window = model.config.encoder.window_tokens * SAMPLES_PER_TOKEN
     out = []
     for clip in clips:
