@@ -138,8 +138,10 @@ def _token_mask(clips: list[TrainClip], idx: list[int], n: int) -> torch.Tensor:
     return torch.arange(n)[None] < torch.tensor([clips[i].tokens for i in idx])[:, None]
 
 
-def recon_loss(mel_hat_BML: torch.Tensor, mel_BML: torch.Tensor, frames_B: torch.Tensor) -> dict[str, torch.Tensor]:
-    """L1 and MSE over the real frames of each clip (padding excluded)."""
+def recon_loss(mel_hat_BML: torch.Tensor, clips: list[TrainClip], idx: list[int]) -> dict[str, torch.Tensor]:
+    """L1 and MSE against the batch's log-mels over the real frames of each clip (padding excluded)."""
+    mel_BML = _pad_stack([clips[i].mel_ML for i in idx], 1)
+    frames_B = torch.tensor([clips[i].mel_ML.shape[1] for i in idx])
     mask = (torch.arange(mel_BML.shape[2])[None] < frames_B[:, None])[:, None, :].float()
     count = mask.sum() * mel_BML.shape[1]
     diff = (mel_hat_BML - mel_BML) * mask
@@ -182,8 +184,7 @@ def tokenizer_loss_fn(model, transcriber, vocab, clips, frozen_feats, plan, *, q
             q_BNW[keep_BN] = out.quantized_ND
             z_BNW, commit = q_BNW, out.commit_loss
             parts = {"commit": commit.detach(), "usage": out.usage_L.mean(), "restarts": out.restarts_L.sum().float()}
-        frames = torch.tensor([clips[i].mel_ML.shape[1] for i in idx])
-        rec = recon_loss(model.decoder(z_BNW), _pad_stack([clips[i].mel_ML for i in idx], 1), frames)
+        rec = recon_loss(model.decoder(z_BNW), clips, idx)
         llm = transcript_loss(transcriber, vocab, z_BNW, [clips[i].tokens for i in idx], [clips[i].text for i in idx])
         recon = rec["l1"] + rec["mse"]
         total = plan.recon_weight * recon + plan.commit_weight * commit + plan.llm_weight * llm
@@ -203,16 +204,10 @@ def decoder_loss_fn(model, clips, emb, plan) -> Callable:
 
     def loss(step: int) -> dict[str, torch.Tensor]:
         idx = batch_indices(len(clips), plan.decoder.batch_size, step, plan.seed)
-        frames = torch.tensor([clips[i].mel_ML.shape[1] for i in idx])
-        mel_hat = model.decoder(_pad_stack([emb[i] for i in idx], 0))
-        rec = recon_loss(mel_hat, _pad_stack([clips[i].mel_ML for i in idx], 1), frames)
+        rec = recon_loss(model.decoder(_pad_stack([emb[i] for i in idx], 0)), clips, idx)
         return {"loss": rec["l1"] + rec["mse"], "mel_l1": rec["l1"].detach(), "mel_mse": rec["mse"].detach()}
 
     return loss
-
-
-def _crop_start(tokens: int, size: int, rng: random.Random) -> int:
-    return rng.randrange(tokens - size + 1)
 
 
 def refiner_loss_fn(model, clips, emb, coarse, plan) -> Callable:
@@ -224,7 +219,7 @@ def refiner_loss_fn(model, clips, emb, coarse, plan) -> Callable:
         size = min(plan.refiner_crop_tokens, *(clips[i].tokens for i in idx))
         targets, coarses, embs = [], [], []
         for i in idx:
-            s = _crop_start(clips[i].tokens, size, rng)
+            s = rng.randrange(clips[i].tokens - size + 1)
             frames = slice(s * MEL_PER_TOKEN, (s + size) * MEL_PER_TOKEN)
             targets.append(clips[i].mel_ML[:, frames])
             coarses.append(coarse[i][:, frames])
