@@ -157,9 +157,12 @@ class DepthHeadConfig(ConfigBase):
     n_layers: int = 4
     n_heads: int = 16
     ffn_scale: int = 4
+    level_weights: tuple[float, ...] = ()  # per-level loss weights; () = equal
 
     def __post_init__(self) -> None:
         _check(self.dim % self.n_heads == 0, "depth head dim must divide by n_heads")
+        _check(all(w >= 0 for w in self.level_weights), "level_weights must be >= 0")
+        _check(not self.level_weights or sum(self.level_weights) > 0, "level_weights must have a positive sum")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,3 +189,11 @@ class DinaConfig(ConfigBase):
             f"vocab audio codebooks {self.vocab.audio_codebook_sizes} differ from the audio tokenizer's "
             f"{self.audio.codebook_sizes}",
         )
+        for name, head, sizes in (
+            ("visual_head", self.visual_head, self.vocab.visual_codebook_sizes),
+            ("audio_head", self.audio_head, self.vocab.audio_codebook_sizes),
+        ):
+            _check(
+                not head.level_weights or len(head.level_weights) == len(sizes),
+                f"{name}.level_weights needs one weight per level ({len(sizes)})",
+            )

@@ -74,6 +74,7 @@ class MoEOutput:
     """The MoE's output and its routing counters (the data of the report's Fig. 11)."""
 
     out_ND: torch.Tensor
+    indices_NK: torch.Tensor  # int64: each token's selected experts (>= E: zero experts)
     tokens_per_expert_X: torch.Tensor  # int64: selections per expert (sums to N · K)
     zero_share: torch.Tensor  # () fraction of the N · K selections that went to zero experts
 
@@ -148,4 +149,6 @@ class MoE(nn.Module):
         if self.training:
             self.router.update_bias(counts_X)
         zero_share = is_zero_NK.float().mean() if is_zero_NK.numel() else torch.zeros(())
-        return MoEOutput(out_ND=out_ND, tokens_per_expert_X=counts_X, zero_share=zero_share)
+        return MoEOutput(
+            out_ND=out_ND, indices_NK=routing.indices_NK, tokens_per_expert_X=counts_X, zero_share=zero_share
+        )

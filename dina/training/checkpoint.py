@@ -147,7 +147,7 @@ def load_checkpoint(
 
 class Pretrained:
     """`save_pretrained` / `from_pretrained` for an nn.Module built from one config: a checkpoint
-    directory (the module under the name "tokenizer") plus the config as JSON beside it.
+    directory (the module under the name `checkpoint_name`) plus the config as JSON beside it.
 
     Subclasses set `config_class` (with `load(dir)`) and `checkpoint_kind`, keep their config
     in `self.config`, and take it as their only constructor argument.
@@ -155,11 +155,12 @@ class Pretrained:
 
     config_class: ClassVar[Any]
     checkpoint_kind: ClassVar[str]
+    checkpoint_name: ClassVar[str] = "tokenizer"
     config: Any
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         assert isinstance(self, torch.nn.Module)
-        path = save_checkpoint(directory, {"tokenizer": self}, step=0, extra={"kind": self.checkpoint_kind})
+        path = save_checkpoint(directory, {self.checkpoint_name: self}, step=0, extra={"kind": self.checkpoint_kind})
         self.config.save(path)
         return path
 
@@ -167,8 +168,8 @@ class Pretrained:
     def from_pretrained(cls, directory: str | os.PathLike) -> Self:
         directory = Path(directory)
         if not directory.is_dir():
-            raise BadInputFile(f"tokenizer directory {directory} does not exist")
+            raise BadInputFile(f"{cls.checkpoint_kind.replace('_', ' ')} directory {directory} does not exist")
         model = cls(cls.config_class.load(directory))  # type: ignore[call-arg]
         assert isinstance(model, torch.nn.Module)
-        load_checkpoint(directory, {"tokenizer": model}, restore_rng=False)
+        load_checkpoint(directory, {cls.checkpoint_name: model}, restore_rng=False)
         return model.eval()

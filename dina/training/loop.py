@@ -75,12 +75,29 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
     return [int(i) for i in order[k * batch_size : (k + 1) * batch_size]]
 
 
-LossFn = Callable[[int], dict[str, torch.Tensor]]
+LossFn = Callable[[int], dict[str, Any]]
+"""step -> {"loss": the tensor to minimize, other metrics: tensors, numbers or JSON-able values;
+"tokens": the step's token count, from which the row's `tokens_per_s` is computed}."""
 
 
-def make_optimizer(params: list[nn.Parameter], plan: StagePlan) -> torch.optim.AdamW:
-    """AdamW (β 0.9, 0.95) at the plan's learning rate and weight decay."""
-    return torch.optim.AdamW(params, lr=plan.lr, betas=(0.9, 0.95), weight_decay=plan.weight_decay)
+def make_optimizer(
+    params: list[nn.Parameter], plan: StagePlan, no_decay: set[nn.Parameter] | None = None
+) -> torch.optim.AdamW:
+    """AdamW (β 0.9, 0.95) at the plan's learning rate and weight decay; `no_decay` parameters
+    (embeddings, norms) get none."""
+    if not no_decay:
+        return torch.optim.AdamW(params, lr=plan.lr, betas=(0.9, 0.95), weight_decay=plan.weight_decay)
+    groups = [
+        {"params": [p for p in params if p not in no_decay], "weight_decay": plan.weight_decay},
+        {"params": [p for p in params if p in no_decay], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=plan.lr, betas=(0.9, 0.95))
+
+
+def _metric(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return round(value.item(), 6) if value.numel() == 1 else value.tolist()
+    return round(value, 6) if isinstance(value, float) else value
 
 
 def optimizer_step(
@@ -109,10 +126,11 @@ def run_stage(
     resume: bool,
     checkpoint_every: int = 100,
     progress: bool = True,
+    no_decay: set[nn.Parameter] | None = None,
 ) -> None:
     """Train `trainable` for `plan.steps` steps of `loss_fn(step)["loss"]`; checkpoints hold `modules`."""
-    params = [p for m in trainable for p in m.parameters() if p.requires_grad]
-    optim = make_optimizer(params, plan)
+    params = list(dict.fromkeys(p for m in trainable for p in m.parameters() if p.requires_grad))
+    optim = make_optimizer(params, plan, no_decay)
     start = 0
     if resume and (ckpt_dir / "trainer.json").exists():
         start = load_checkpoint(ckpt_dir, modules, {"adam": optim})["step"]
@@ -124,9 +142,11 @@ def run_stage(
         t0 = time.perf_counter()
         losses = loss_fn(step)
         grad_norm = optimizer_step(optim, params, losses["loss"], plan, step)
-        row: dict[str, object] = {k: round(v.item(), 6) for k, v in losses.items()}
+        row: dict[str, object] = {k: _metric(v) for k, v in losses.items()}
         row.update(stage=name, step=step, lr=lr_at(plan, step), grad_norm=round(float(grad_norm), 4))
         row["seconds"] = round(time.perf_counter() - t0, 4)
+        if "tokens" in losses:
+            row["tokens_per_s"] = round(float(losses["tokens"]) / max(float(row["seconds"]), 1e-9), 1)  # type: ignore[arg-type]
         metrics.write(row)
         bar.set_postfix(loss=f"{losses['loss'].item():.4f}")
         if (step + 1) % checkpoint_every == 0 or step + 1 == plan.steps:
