@@ -1,12 +1,13 @@
 """A sample is a sequence of typed segments: text, image, audio (report Sec. 2.5, Table 8).
 
 Here a segment knows how many positions it occupies in the one token sequence the
-backbone reads; turning segments into ids and loss masks is the job of the sample
-formats (a later issue). Token counts follow the release (§2):
+backbone reads, which is all the packing statistics need; the ids and loss masks the model
+trains on come from the sample formats (`dina.sequence.formats`). Token counts follow the
+release (§2):
 
 - image (understanding): `<img_start>` + h*w pads + `<img_end>`, h = H/28, w = W/28;
 - audio: `<audio_start>` + ceil(seconds * 12.5) pads + `<audio_end>`;
-- text: its ids (a byte-level count stands in until the BPE tokenizer exists).
+- text: its ids when given, else its UTF-8 byte count (an upper bound on the BPE's count).
 """
 
 from __future__ import annotations
