@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dina.cli import audio, bench, data, demo, vision
+    from dina.cli import audio, bench, data, demo, train, vision
 
     parser = _Parser(prog="dina", description="DiNA: discrete native autoregression over text, images and speech.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     vision.register(sub)
     audio.register(sub)
+    train.register(sub)
     bench.register(sub)
     return parser
 
