@@ -1,4 +1,5 @@
-"""Presets as plain functions: `tiny()` trains on a 2-core CPU, `longcat_next()` matches the release.
+"""Presets as plain functions: `tiny()` trains on a 2-core CPU, `small()` on one GPU,
+`longcat_next()` matches the release.
 
 Release numbers come from `shared/reference/longcat-next-release.md` (§ cited per line).
 Values it does not publish are marked "(not published)": our best reading of the report.
@@ -79,7 +80,52 @@ def tiny() -> DinaConfig:
     )
 
 
-PRESETS: dict[str, Callable[[], DinaConfig]] = {"tiny": tiny, "longcat_next": longcat_next}
+def small() -> DinaConfig:
+    """A 0.83B-total / 0.15-0.20B-active model for one GPU: the release's layer design (MLA, 4 × more
+    experts than selected, zero experts) at reduced width, over the tiny tokenizers' codes, so it
+    trains on the same cached worlds as `tiny`."""
+    base = tiny()
+    backbone = BackboneConfig(
+        dim=1024,
+        n_layers=6,
+        n_heads=16,
+        n_kv_heads=16,
+        attention="mla",
+        q_lora_rank=512,
+        kv_lora_rank=256,
+        qk_nope_dim=64,
+        qk_rope_dim=32,
+        v_head_dim=64,
+        ffn_dim=2048,
+        n_experts=64,
+        expert_dim=512,
+        top_k=6,
+        n_zero_experts=32,
+        routed_scaling=3.0,
+        rope_theta=1e6,
+        max_seq_len=8192,
+    )
+    head = DepthHeadConfig(dim=512, n_layers=3, n_heads=8, ffn_scale=4)
+    vocab = VocabConfig(
+        text_vocab_size=32768,
+        n_special=64,
+        audio_codebook_sizes=base.audio.codebook_sizes,
+        visual_codebook_sizes=base.vision.codebook_sizes,
+        pad_to_multiple=256,
+    )
+    return DinaConfig(
+        name="small",
+        vision=base.vision,
+        audio=base.audio,
+        vocab=vocab,
+        backbone=backbone,
+        visual_head=head,
+        audio_head=head,
+        prebuffer_dim=2048,
+    )
+
+
+PRESETS: dict[str, Callable[[], DinaConfig]] = {"tiny": tiny, "small": small, "longcat_next": longcat_next}
 
 
 def get_preset(name: str) -> DinaConfig:

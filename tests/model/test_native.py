@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from dina.errors import BadArgument, BadCodes
 from dina.model.batch import ModelBatch, collate
 from dina.model.native import NativeModel
-from dina.presets import longcat_next, tiny
+from dina.presets import longcat_next, small, tiny
 from dina.sequence.document import IGNORE, MODALITIES, Document
 from dina.sequence.formats import ASR_PROMPT, ImageItem, SpeechItem, build_document
 from dina.text.bpe import TextTokenizer
@@ -318,3 +318,10 @@ def test_bad_ids_codes_and_batches_are_refused(tok):
             model(dataclasses.replace(batch, visual_codes_NL=codes))
     with pytest.raises(BadArgument, match="empty"):
         collate([])
+
+
+def test_the_small_preset_sits_between_tiny_and_the_release():
+    with torch.device("meta"):
+        counts = NativeModel(small()).parameter_counts()
+    assert 0.5e9 < counts["total"] < 1.5e9
+    assert counts["active_min"] < counts["active_max"] < counts["total"] / 3
