@@ -41,6 +41,17 @@ def _audio(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from dina.bench.train import bench_train
+    from dina.io.atomic import write_json
+
+    result = bench_train(threads=args.threads, budget=args.budget, steps=args.steps, repeats=args.repeats)
+    if args.json:
+        write_json(args.json, result)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
 def register(sub) -> None:
     parser = sub.add_parser("bench", help="benchmarks (JSON, ratios against peers measured in the same run)")
     bsub = parser.add_subparsers(dest="bench_command", required=True)
@@ -56,3 +67,11 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 on a shared machine)")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed runs after a warm-up; the median is kept")
     p.set_defaults(func=_audio)
+
+    p = bsub.add_parser("train", help="tiny training tokens/s and MFU vs this machine's matmul peak; vs a Mixtral peer")
+    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads")
+    p.add_argument("--budget", type=positive_int, default=1024, help="tokens per training step")
+    p.add_argument("--steps", type=positive_int, default=5, help="training steps per timed run")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs after a warm-up; the median is kept")
+    p.set_defaults(func=_train)
