@@ -47,20 +47,28 @@ class MultimodalEmbedding(nn.Module):
         self.embed_tokens = nn.Embedding(vocab.size, dim)
         self.pre_buffer = PreBuffer(dim, prebuffer_dim, eps=eps)
 
-    def text(self, ids_N: torch.Tensor) -> torch.Tensor:
-        """Text and special tokens (ids below the audio offset)."""
+    def text_ids(self, ids_N: torch.Tensor) -> torch.Tensor:
+        """The rows of text and special tokens: the ids themselves, checked to be below the audio offset."""
         if ids_N.numel() and (int(ids_N.min()) < 0 or int(ids_N.max()) >= self.vocab.audio_offset):
             raise BadCodes(f"text ids must be in [0, {self.vocab.audio_offset})")
-        return self.embed_tokens(ids_N)
+        return ids_N
 
-    def level_embeddings(self, modality: str, codes_NL: torch.Tensor) -> torch.Tensor:
-        """(N, L) codes -> (N, L, D) rows E[offset_l + c_l] of `modality` ("audio" or "visual")."""
+    def level_ids(self, modality: str, codes_NL: torch.Tensor) -> torch.Tensor:
+        """(N, L) codes of `modality` ("audio" or "visual") -> their (N, L) rows offset_l + c_l, checked."""
         offsets = self.vocab.level_offsets(modality)
         sizes = self.vocab.audio_codebook_sizes if modality == "audio" else self.vocab.visual_codebook_sizes
         if codes_NL.ndim != 2 or codes_NL.shape[1] != len(offsets):
             raise BadCodes(f"{modality} codes must be (N, {len(offsets)}), got {tuple(codes_NL.shape)}")
         check_level_ids(codes_NL, sizes, where=f"{modality} ")
-        return self.embed_tokens(codes_NL + torch.tensor(offsets))
+        return codes_NL + torch.tensor(offsets, device=codes_NL.device)
+
+    def text(self, ids_N: torch.Tensor) -> torch.Tensor:
+        """Text and special tokens (ids below the audio offset)."""
+        return self.embed_tokens(self.text_ids(ids_N))
+
+    def level_embeddings(self, modality: str, codes_NL: torch.Tensor) -> torch.Tensor:
+        """(N, L) codes -> (N, L, D) rows E[offset_l + c_l] of `modality` ("audio" or "visual")."""
+        return self.embed_tokens(self.level_ids(modality, codes_NL))
 
     def image(self, codes_NL: torch.Tensor) -> torch.Tensor:
         """Visual positions: the Pre-Buffer of the level sum."""

@@ -35,6 +35,7 @@ from dina.backbone.embedding import MultimodalEmbedding
 from dina.backbone.model import Backbone
 from dina.backbone.ngram import NgramEmbedding
 from dina.config import SPECIAL_TOKENS, DinaConfig
+from dina.errors import BadCodes
 from dina.heads.depth import DepthTransformer
 from dina.model.batch import ModelBatch
 from dina.sequence.document import IGNORE, MODALITIES
@@ -88,30 +89,43 @@ class NativeModel(Pretrained, nn.Module):
         self.apply(_init_weights)
 
     # ---- inputs ----------------------------------------------------------------------------
+    def _inputs(self, batch: ModelBatch) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """(N, D) input embeddings (module docstring), and per modality the positions carrying
+        codes with their (S, L, D) level embeddings, which the depth heads reuse as their teacher
+        inputs. Every row comes from one lookup in the shared table, so its gradient is one
+        dense (or, sharded, one local) tensor rather than one per kind of position."""
+        emb = self.embedding
+        guided_N = (batch.guide_N >= 0) & (batch.guide_N != self.audiotext_pad)
+        guide_rows = guided_N.nonzero().squeeze(1)
+        pieces = [emb.text_ids(batch.ids_N), emb.text_ids(batch.guide_N[guide_rows])]
+        code_rows = {}
+        for modality, codes_NL in (("visual", batch.visual_codes_NL), ("audio", batch.audio_codes_NL)):
+            rows = (codes_NL[:, 0] >= 0).nonzero().squeeze(1)
+            code_rows[modality] = rows
+            pieces.append(emb.level_ids(modality, codes_NL[rows]).flatten())
+        word, guide, visual, audio = emb.embed_tokens(torch.cat(pieces)).split([p.numel() for p in pieces])
+        if self.ngram is not None:
+            word = self.ngram(batch.ids_N, word, batch.cu_seqlens)
+        x_ND = word * (~torch.isin(batch.ids_N, self.silent_ids))[:, None].to(word.dtype)
+        x_ND = x_ND.index_add(0, guide_rows, guide)
+        d = x_ND.shape[1]
+        levels = {
+            "visual": visual.view(-1, batch.visual_codes_NL.shape[1], d),
+            "audio": audio.view(-1, batch.audio_codes_NL.shape[1], d),
+        }
+        if code_rows["visual"].numel():
+            x_ND = x_ND.index_add(0, code_rows["visual"], emb.pre_buffer(levels["visual"].sum(dim=1)))
+        x_ND = x_ND.index_add(0, code_rows["audio"], levels["audio"].sum(dim=1))
+        return x_ND, {m: (code_rows[m], levels[m]) for m in levels}
+
     def embed(self, batch: ModelBatch) -> torch.Tensor:
         """(N, D) input embeddings (module docstring)."""
-        emb = self.embedding
-        word_ND = emb.text(batch.ids_N)
-        if self.ngram is not None:
-            word_ND = self.ngram(batch.ids_N, word_ND, batch.cu_seqlens)
-        x_ND = word_ND * (~torch.isin(batch.ids_N, self.silent_ids))[:, None].to(word_ND.dtype)
-        guided_N = (batch.guide_N >= 0) & (batch.guide_N != self.audiotext_pad)
-        if bool(guided_N.any()):
-            rows = guided_N.nonzero().squeeze(1)
-            x_ND = x_ND.index_add(0, rows, emb.text(batch.guide_N[rows]))
-        image_N = batch.visual_codes_NL[:, 0] >= 0
-        if bool(image_N.any()):
-            rows = image_N.nonzero().squeeze(1)
-            x_ND = x_ND.index_add(0, rows, emb.image(batch.visual_codes_NL[rows]))
-        audio_N = batch.audio_codes_NL[:, 0] >= 0
-        if bool(audio_N.any()):
-            rows = audio_N.nonzero().squeeze(1)
-            x_ND = x_ND.index_add(0, rows, emb.audio(batch.audio_codes_NL[rows]))
-        return x_ND
+        return self._inputs(batch)[0]
 
     # ---- training forward --------------------------------------------------------------------
     def forward(self, batch: ModelBatch) -> ModelOutput:
-        out = self.backbone(self.embed(batch), batch.cu_seqlens, batch.pos_N)
+        x_ND, levels = self._inputs(batch)
+        out = self.backbone(x_ND, batch.cu_seqlens, batch.pos_N)
         h_ND = out.hidden_ND
         n_formats = len(batch.formats)
         losses: list[torch.Tensor] = []
@@ -124,14 +138,15 @@ class NativeModel(Pretrained, nn.Module):
             losses.append(ce_P)
             targets.append(lm_P)
             parts.update(lm_loss=float(ce_P.detach().mean()), lm_count=lm_P.numel())
-        for name, head, labels_NL, weights_L in (
-            ("visual", self.visual_head, batch.visual_labels_NL, self.visual_weights_L),
-            ("audio", self.audio_head, batch.audio_labels_NL, self.audio_weights_L),
+        for name, head, codes_NL, labels_NL, weights_L in (
+            ("visual", self.visual_head, batch.visual_codes_NL, batch.visual_labels_NL, self.visual_weights_L),
+            ("audio", self.audio_head, batch.audio_codes_NL, batch.audio_labels_NL, self.audio_weights_L),
         ):
             rows_P = (labels_NL != IGNORE).any(dim=1).nonzero().squeeze(1)
             if not rows_P.numel():
                 continue
-            loss_P, per_level = self._depth_loss(name, head, h_ND[rows_P - 1], labels_NL[rows_P], weights_L)
+            teacher_PLD = self._teacher(head, levels[name], rows_P, codes_NL, labels_NL)
+            loss_P, per_level = self._depth_loss(head, h_ND[rows_P - 1], teacher_PLD, labels_NL[rows_P], weights_L)
             losses.append(loss_P)
             targets.append(rows_P)
             parts.update({f"{name}_loss": float(loss_P.detach().mean()), f"{name}_count": rows_P.numel()})
@@ -157,18 +172,37 @@ class NativeModel(Pretrained, nn.Module):
             hidden_ND=h_ND,
         )
 
+    @staticmethod
+    def _teacher(
+        head: DepthTransformer,
+        levels: tuple[torch.Tensor, torch.Tensor],
+        rows_P: torch.Tensor,
+        codes_NL: torch.Tensor,
+        labels_NL: torch.Tensor,
+    ) -> torch.Tensor:
+        """(P, L, D) level embeddings the depth head is teacher-forced with: those of the codes at
+        each predicted position, which are its labels (checked); zeros where it has no codes (the
+        "end" of speech, whose later levels carry no loss)."""
+        labels_PL, codes_PL = labels_NL[rows_P], codes_NL[rows_P]
+        real_PL = (labels_PL >= 0) & (labels_PL < torch.tensor(head.codebook_sizes))
+        if bool((real_PL & (labels_PL != codes_PL)).any()):
+            raise BadCodes("a depth-head label differs from the codes at its position")
+        code_rows, levels_SLD = levels
+        slot_N = torch.full((codes_NL.shape[0],), levels_SLD.shape[0], dtype=torch.long)
+        slot_N[code_rows] = torch.arange(code_rows.numel())
+        padded = torch.cat([levels_SLD, levels_SLD.new_zeros(1, *levels_SLD.shape[1:])])
+        return padded[slot_N[rows_P]]
+
     def _depth_loss(
         self,
-        modality: str,
         head: DepthTransformer,
         h_PD: torch.Tensor,
+        teacher_PLD: torch.Tensor,
         labels_PL: torch.Tensor,
         weights_L: torch.Tensor,
     ) -> tuple[torch.Tensor, list[float]]:
         """Per prediction, the weighted mean cross-entropy over its labelled levels; per level, the mean."""
-        sizes = torch.tensor(head.codebook_sizes)
-        teacher_PL = torch.where((labels_PL >= 0) & (labels_PL < sizes), labels_PL, 0)  # "end" and ignored -> 0
-        logits = head(h_PD, self.embedding.level_embeddings(modality, teacher_PL))
+        logits = head(h_PD, teacher_PLD)
         ce_PL = torch.stack(
             [F.cross_entropy(lg, labels_PL[:, i], reduction="none") for i, lg in enumerate(logits)], dim=1
         )

@@ -166,7 +166,10 @@ def test_changing_position_t_changes_no_hidden_state_before_t(tok):
     ids[s] = (ids[s] + 1) % VOCAB.text_vocab_size
     with torch.no_grad():
         base = model(batch).hidden_ND
-        image_changed = model(dataclasses.replace(batch, visual_codes_NL=codes)).hidden_ND
+        labels = torch.where(batch.visual_labels_NL[t] == IGNORE, IGNORE, codes[t])  # labels are the codes
+        changed = dataclasses.replace(batch, visual_codes_NL=codes, visual_labels_NL=batch.visual_labels_NL.clone())
+        changed.visual_labels_NL[t] = labels
+        image_changed = model(changed).hidden_ND
         text_changed = model(dataclasses.replace(batch, ids_N=ids)).hidden_ND
     _close(image_changed[:t], base[:t])
     _close(image_changed[len(a) :], base[len(a) :])  # the other document does not see it
