@@ -4,7 +4,7 @@
 2. Ours: `NativeModel(tiny())` on a fixed synthetic batch of `budget` tokens packed from documents
    in a realistic mix (text chat, text-to-image at 8x8 to 12x12 code grids, image understanding,
    text-guided speech of 30 to 60 frames; random codes, seeded). One step = forward, backward,
-   AdamW step, zero_grad. Reported: tokens/s and model-FLOPs utilization (MFU) against the peak.
+   fused AdamW step, zero_grad. Reported: tokens/s and model-FLOPs utilization (MFU) against the peak.
 3. Peer: Hugging Face `transformers` `MixtralForCausalLM` of the same width, heads, expert count,
    expert width and top-k, with as many layers as make its decoder's parameters match our
    backbone's (one of our layers = 2 attention sublayers + 2 dense SwiGLU MLPs + one MoE; a
@@ -48,6 +48,7 @@ from dina.model.native import NativeModel
 from dina.presets import tiny
 from dina.sequence.document import IGNORE, Document, DocumentBuilder, sample_delay
 from dina.text.bpe import TextTokenizer
+from dina.training.loop import StagePlan, make_optimizer
 
 MFU_GOAL = 0.40
 RATIO_GOAL = 1.2
@@ -157,8 +158,9 @@ def our_flops(model: NativeModel, batch: ModelBatch, routed_slots_Y: list[float]
 # ---- timing -------------------------------------------------------------------------------------
 def time_steps(loss_fn: Callable[[], torch.Tensor], params: list[nn.Parameter], steps: int, repeats: int) -> float:
     """Seconds per training step (forward, backward, AdamW step, zero_grad): one warm-up run of
-    `steps` steps, then the median of `repeats` runs, divided by `steps`."""
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    `steps` steps, then the median of `repeats` runs, divided by `steps`. Both models get the
+    optimizer `dina.training.loop.make_optimizer` builds (fused AdamW on fp32 CPU tensors)."""
+    opt = make_optimizer(params, StagePlan(steps=1, batch_size=1, lr=1e-4))
 
     def run() -> None:
         for _ in range(steps):
