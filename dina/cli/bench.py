@@ -21,33 +21,31 @@ def _seconds(text: str) -> float:
 
 def _vision(args: argparse.Namespace) -> int:
     from dina.bench.vision import bench_vision
-    from dina.io.atomic import write_json
 
     result = bench_vision(threads=args.threads)
-    if args.json:
-        write_json(args.json, result)
-    print(json.dumps(result, indent=1))
-    return 0
+    return _report(result, args.json)
 
 
 def _audio(args: argparse.Namespace) -> int:
     from dina.bench.audio import bench_audio
-    from dina.io.atomic import write_json
 
     result = bench_audio(seconds=args.seconds, tokenizer=args.tokenizer, threads=args.threads, repeats=args.repeats)
-    if args.json:
-        write_json(args.json, result)
-    print(json.dumps(result, indent=1))
-    return 0
+    return _report(result, args.json)
 
 
 def _train(args: argparse.Namespace) -> int:
     from dina.bench.train import bench_train
-    from dina.io.atomic import write_json
 
     result = bench_train(threads=args.threads, budget=args.budget, steps=args.steps, repeats=args.repeats)
-    if args.json:
-        write_json(args.json, result)
+    return _report(result, args.json)
+
+
+def _report(result: dict, path: str | None) -> int:
+    """Print the benchmark's JSON, and write it to `path` too when given."""
+    from dina.io.atomic import write_json
+
+    if path:
+        write_json(path, result)
     print(json.dumps(result, indent=1))
     return 0
 

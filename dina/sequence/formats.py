@@ -175,24 +175,25 @@ def tts(tok: TextTokenizer, items: Sequence[SpeechItem], rng: np.random.Generato
     return _close(b)
 
 
-def intlv(tok: TextTokenizer, items: Sequence[SpeechItem], rng: np.random.Generator) -> Document:
-    b = DocumentBuilder(tok, "intlv")
-    for i, item in enumerate(_take("intlv", items)):
+def _interleave(
+    name: str, tok: TextTokenizer, items: Sequence[SpeechItem], span: Callable[[DocumentBuilder, SpeechItem], object]
+) -> Document:
+    """Even items as pure audio without loss (Sec. 4.4.2), odd items through `span`."""
+    b = DocumentBuilder(tok, name)
+    for i, item in enumerate(_take(name, items)):
         if i % 2 == 0:
             b.audio(item.codes, loss=False)
         else:
-            b.text(_need(item.text, "text"), loss=True)
+            span(b, item)
     return _close(b)
+
+
+def intlv(tok: TextTokenizer, items: Sequence[SpeechItem], rng: np.random.Generator) -> Document:
+    return _interleave("intlv", tok, items, lambda b, item: b.text(_need(item.text, "text"), loss=True))
 
 
 def intlv_ta(tok: TextTokenizer, items: Sequence[SpeechItem], rng: np.random.Generator) -> Document:
-    b = DocumentBuilder(tok, "intlv_ta")
-    for i, item in enumerate(_take("intlv_ta", items)):
-        if i % 2 == 0:
-            b.audio(item.codes, loss=False)
-        else:
-            _textaudio(b, item, rng)
-    return _close(b)
+    return _interleave("intlv_ta", tok, items, lambda b, item: _textaudio(b, item, rng))
 
 
 def pure_audio(tok: TextTokenizer, items: Sequence[SpeechItem], rng: np.random.Generator) -> Document:
