@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dina.cli.args import positive_int, seed_int
 
-STAGES = ("prealign", "pretrain", "sft")  # `dina.model.data.STAGES`, without importing torch here
+STAGES = ("text", "prealign", "pretrain", "sft")  # `dina.model.data.STAGES`, without importing torch here
 
 
 def _model(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def _model(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     parser = sub.add_parser("train", help="train the native model")
     tsub = parser.add_subparsers(dest="train_command", required=True)
-    p = tsub.add_parser("model", help="one stage (prealign, pretrain, sft) of the native model")
+    p = tsub.add_parser("model", help="one stage (text, prealign, pretrain, sft) of the native model")
     p.add_argument("--stage", choices=STAGES, required=True)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--vision-tokenizer", required=True, help="a trained vision tokenizer directory")

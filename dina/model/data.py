@@ -51,8 +51,11 @@ from dina.text.bpe import TextTokenizer
 
 # Table 7, at the scale of the worlds: pre-align reads image-caption pairs (both directions)
 # and the audio formats; pre-training adds interleaved image-text, VQA (our OCR: the signs)
-# and pure text; SFT reads chat turns. Audio weights follow Table 8's proportions.
+# and pure text; SFT reads chat turns. Audio weights follow Table 8's proportions. `text` comes
+# first: the report pre-aligns to a pretrained language model (LongCat-Flash-Lite), which the
+# `tiny` world stands in for with a model trained on its own text.
 STAGE_MIXTURES: dict[str, dict[str, float]] = {
+    "text": {"text": 1.0},
     "prealign": {
         "caption": 0.25,
         "t2i": 0.25,

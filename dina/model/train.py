@@ -1,9 +1,12 @@
-"""Training the native model in stages: `prealign`, `pretrain`, `sft` (report Sec. 4.1, 4.1.3, Table 7).
+"""Training the native model in stages: `text`, `prealign`, `pretrain`, `sft` (report Sec. 4.1,
+4.1.3, Table 7).
 
 One invocation trains one stage; `--init` starts it from an earlier stage's model (and its text
 tokenizer, so every stage sees the same ids). The tokenizers are always frozen: their codes are
 computed once (`dina.model.data`).
 
+- `text`: the language model the report starts from (a pretrained LongCat-Flash-Lite), here
+  trained on the worlds' text; everything trains (only text rows receive gradient).
 - `prealign`: the backbone and the LM head are frozen; the multimodal embeddings (the audio and
   visual rows of the shared table: the text rows' gradient is masked), the Pre-Buffer and both
   DepthTransformers train.
@@ -18,8 +21,8 @@ curve exactly. Each metrics row holds the loss per head and per level, per forma
 every expert (`moe/<layer>`, rows text, image, audio; the data of the report's Fig. 11) with
 each modality's share routed to zero experts.
 
-Departure: our `tiny` backbone is not a pretrained language model (the report pre-aligns to
-LongCat-Flash-Lite), so `prealign` trains the embeddings and heads against a random frozen trunk.
+Departure: the `text` stage stands in for the pretrained LongCat-Flash-Lite; on a randomly
+initialized trunk (no `--init`), `prealign` would align the codes to a model that knows nothing.
 """
 
 from __future__ import annotations
@@ -88,8 +91,9 @@ class ModelTrainPlan(ConfigBase):
 
 
 def default_plan(stage: str, *, steps: int | None = None, seed: int = 0) -> ModelTrainPlan:
-    """The `tiny` schedules: pre-align briefly at a high rate, pre-train longest, then SFT."""
-    base = {"prealign": (200, 3e-3), "pretrain": (800, 2e-3), "sft": (300, 1e-3)}
+    """The `tiny` schedules: the text model, a brief pre-alignment at a high rate, pre-training
+    longest, then SFT."""
+    base = {"text": (300, 3e-3), "prealign": (200, 3e-3), "pretrain": (800, 2e-3), "sft": (300, 1e-3)}
     if stage not in base:
         raise BadArgument(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
     default_steps, lr = base[stage]

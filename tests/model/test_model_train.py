@@ -132,6 +132,14 @@ def test_resume_repeats_the_uninterrupted_curve(tmp_path, world, crash_in_stage)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_text_stage_trains_the_language_model_on_text_alone(tmp_path, world):
+    _train(world, tmp_path, _plan("text", steps=8))
+    rows = _rows(tmp_path)
+    assert {k for r in rows for k in r if k.startswith("loss/")} == {"loss/text"}
+    assert all("visual_loss" not in r and "audio_loss" not in r for r in rows)
+    assert sum(r["loss"] for r in rows[-3:]) < sum(r["loss"] for r in rows[:3])
+
+
 def test_sft_starts_from_init_keeps_its_text_ids_and_reuses_its_codes(tmp_path, world):
     _train(world, tmp_path / "pre", _plan("pretrain", steps=3))
     _train(world, tmp_path / "sft", _plan("sft", steps=6), init=tmp_path / "pre")
