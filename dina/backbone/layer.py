@@ -24,6 +24,7 @@ Shapes: N packed tokens, D width, H query heads, G key/value heads, Dh head dim.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -52,7 +53,8 @@ class MLAttention(nn.Module):
         self.kv_b_proj = nn.Linear(cfg.kv_lora_rank, H * (nope + dv), bias=False)
         self.o_proj = nn.Linear(H * dv, cfg.dim, bias=False)
 
-    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> torch.Tensor:
+    def qkv(self, x_ND: torch.Tensor, rot: RotaryTables) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, D) -> per-head q, k (N, H, nope + rope) and v (N, H, dv), rotary applied."""
         cfg, n = self.cfg, x_ND.shape[0]
         H, nope, rope, dv = cfg.n_heads, cfg.qk_nope_dim, cfg.qk_rope_dim, cfg.v_head_dim
         q = self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x_ND))) * (cfg.dim / cfg.q_lora_rank) ** 0.5
@@ -62,8 +64,14 @@ class MLAttention(nn.Module):
         k_nope, v = kv.view(n, H, nope + dv).split([nope, dv], dim=-1)
         k_rope = apply_rope(k_rope[:, None, :], rot, interleaved=True).expand(n, H, rope)
         q = torch.cat([q_nope, apply_rope(q_rope, rot, interleaved=True)], dim=-1)
-        k = torch.cat([k_nope, k_rope], dim=-1)
-        return self.o_proj(packed_attention(q, k, v, cu_seqlens, causal=True).reshape(n, H * dv))
+        return q, torch.cat([k_nope, k_rope], dim=-1), v
+
+    def out(self, o_NHV: torch.Tensor) -> torch.Tensor:
+        return self.o_proj(o_NHV.reshape(o_NHV.shape[0], -1))
+
+    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> torch.Tensor:
+        q, k, v = self.qkv(x_ND, rot)
+        return self.out(packed_attention(q, k, v, cu_seqlens, causal=True))
 
 
 class GQAttention(nn.Module):
@@ -77,14 +85,21 @@ class GQAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> torch.Tensor:
+    def qkv(self, x_ND: torch.Tensor, rot: RotaryTables) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, D) -> q (N, H, Dh) and the G key/value heads k, v (N, G, Dh), rotary applied."""
         n = x_ND.shape[0]
         q_NHD = apply_rope(self.q_proj(x_ND).view(n, self.heads, self.head_dim), rot)
         k_NGD = apply_rope(self.k_proj(x_ND).view(n, self.kv_heads, self.head_dim), rot)
-        v_NGD = self.v_proj(x_ND).view(n, self.kv_heads, self.head_dim)
+        return q_NHD, k_NGD, self.v_proj(x_ND).view(n, self.kv_heads, self.head_dim)
+
+    def out(self, o_NHD: torch.Tensor) -> torch.Tensor:
+        return self.o_proj(o_NHD.reshape(o_NHD.shape[0], -1))
+
+    def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> torch.Tensor:
+        q_NHD, k_NGD, v_NGD = self.qkv(x_ND, rot)
         group = self.heads // self.kv_heads  # each key/value head serves `group` query heads
         k_NHD, v_NHD = k_NGD.repeat_interleave(group, dim=1), v_NGD.repeat_interleave(group, dim=1)
-        return self.o_proj(packed_attention(q_NHD, k_NHD, v_NHD, cu_seqlens, causal=True).reshape(n, -1))
+        return self.out(packed_attention(q_NHD, k_NHD, v_NHD, cu_seqlens, causal=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,10 +121,15 @@ class DecoderLayer(nn.Module):
         self.moe = MoE(cfg.moe)
 
     def forward(self, x_ND: torch.Tensor, cu_seqlens: torch.Tensor, rot: RotaryTables) -> LayerOutput:
-        h = x_ND + self.attns[0](self.input_norms[0](x_ND), cu_seqlens, rot)
+        return self.wired(x_ND, lambda s, y_ND: self.attns[s](y_ND, cu_seqlens, rot))
+
+    def wired(self, x_ND: torch.Tensor, attend: Callable[[int, torch.Tensor], torch.Tensor]) -> LayerOutput:
+        """The layer's wiring, with `attend(s, normed x)` computing attention sublayer s: packed
+        documents in training, a KV cache in the inference engine."""
+        h = x_ND + attend(0, self.input_norms[0](x_ND))
         u = self.post_attention_norms[0](h)
         moe = self.moe(u)
         h = h + self.mlps[0](u)
-        h = h + self.attns[1](self.input_norms[1](h), cu_seqlens, rot)
+        h = h + attend(1, self.input_norms[1](h))
         h = h + self.mlps[1](self.post_attention_norms[1](h))
         return LayerOutput(x_ND=h + moe.out_ND, moe=moe)
