@@ -46,7 +46,7 @@ from dina.inference.depth_sampling import level_embedder, sample_levels
 from dina.inference.sampling import AUDIO_DEFAULT, IMAGE_DEFAULT, TEXT_DEFAULT, SamplingConfig, sample
 from dina.model.batch import ModelBatch
 from dina.model.native import NativeModel
-from dina.sequence.document import NO_CODE
+from dina.sequence.document import NO_CODE, Document
 from dina.text.bpe import TextTokenizer
 
 
@@ -174,16 +174,19 @@ class Engine:
         )
         return self.model.embed(batch)[:, None]
 
-    def _text_inputs(self, ids: list[int]) -> torch.Tensor:
-        n = len(ids)
-        return self._embed(ids, [NO_CODE] * n, [[NO_CODE] * self.lv] * n, [[NO_CODE] * self.la] * n)
-
-    def _prefill(self, cache: KVCache, row: int, ids: list[int]) -> torch.Tensor:
-        """Run a prompt into cache row `row`; its last hidden state (D,)."""
-        if not ids:
+    def _prefill(self, cache: KVCache, row: int, prompt: Sequence[int] | Document) -> torch.Tensor:
+        """Run a prompt (ids, or a document carrying image and audio codes) into cache row `row`;
+        its last hidden state (D,)."""
+        if not len(prompt):
             raise BadArgument("an empty prompt")
-        x = self._text_inputs(ids).transpose(0, 1)  # (1, T, D)
-        return backbone_step(self.model.backbone, x, cache, torch.tensor([row]))[0, -1]
+        if isinstance(prompt, Document):
+            x = self._embed(
+                prompt.ids.tolist(), prompt.guide.tolist(), prompt.visual_codes.tolist(), prompt.audio_codes.tolist()
+            )
+        else:
+            n = len(prompt)
+            x = self._embed(list(prompt), [NO_CODE] * n, [[NO_CODE] * self.lv] * n, [[NO_CODE] * self.la] * n)
+        return backbone_step(self.model.backbone, x.transpose(0, 1), cache, torch.tensor([row]))[0, -1]
 
     # ---- the loop ---------------------------------------------------------------------------
     def _image_size(self, ids: list[int]) -> tuple[int, int]:
@@ -208,9 +211,13 @@ class Engine:
 
     @torch.no_grad()
     def generate(
-        self, prompts: Sequence[Sequence[int]], gen: GenerationConfig | None = None, callbacks: Callbacks | None = None
+        self,
+        prompts: Sequence[Sequence[int] | Document],
+        gen: GenerationConfig | None = None,
+        callbacks: Callbacks | None = None,
     ) -> list[RowOutput]:
-        """Continue each prompt (ids, specials included) until it ends or `max_new_tokens` steps."""
+        """Continue each prompt until it ends or `max_new_tokens` steps. A prompt is ids (text and
+        specials), or a `Document` (`dina.sequence.document`) whose images and audio carry codes."""
         gen, cb = gen or GenerationConfig(), callbacks or Callbacks()
         B = len(prompts)
         if B == 0:
@@ -222,11 +229,12 @@ class Engine:
             raise BadArgument(f"prompt + max_new_tokens ({max_len}) exceed max_seq_len {self.cfg.backbone.max_seq_len}")
         cache = KVCache(self.cfg.backbone, 2 * B if guided else B, max_len)
         generator = torch.Generator().manual_seed(gen.seed)
-        states = [_Row(out=RowOutput(ids=list(p))) for p in prompts]
-        hidden = torch.stack([self._prefill(cache, b, list(p)) for b, p in enumerate(prompts)])
+        ids = [p.ids.tolist() if isinstance(p, Document) else list(p) for p in prompts]
+        states = [_Row(out=RowOutput(ids=list(i))) for i in ids]
+        hidden = torch.stack([self._prefill(cache, b, p) for b, p in enumerate(prompts)])
         uncond: dict[int, torch.Tensor] = {}  # row -> hidden state of its unconditional twin (CFG)
-        for b, p in enumerate(prompts):
-            self._enter(states[b], p[-1], gen)
+        for b, i in enumerate(ids):
+            self._enter(states[b], i[-1], gen)
         for _ in range(gen.max_new_tokens):
             if guided:
                 for b, state in enumerate(states):
@@ -237,8 +245,8 @@ class Engine:
             rows = [b for b, step in steps.items() if step is not None]
             if not rows:
                 break
-            ids, guides, visual, audio = zip(*(steps[b] for b in rows), strict=True)  # type: ignore[misc]
-            x = self._embed(list(ids), list(guides), list(visual), list(audio))
+            next_ids, guides, visual, audio = zip(*(steps[b] for b in rows), strict=True)  # type: ignore[misc]
+            x = self._embed(list(next_ids), list(guides), list(visual), list(audio))
             hidden[rows] = backbone_step(self.model.backbone, x, cache, torch.tensor(rows))[:, 0]
             twins = [j for j, b in enumerate(rows) if b in uncond]
             if twins:  # the unconditional rows read the same inputs
