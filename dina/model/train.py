@@ -324,6 +324,9 @@ def train_model(
         p.requires_grad_(True)
     model.save_pretrained(out / "model")
     tok.save(out / "model")
+    # The model directory is self-contained: generation needs the tokenizers it was trained with.
+    vision.save_pretrained(out / "model" / "vision")
+    audio.save_pretrained(out / "model" / "audio")
     write_json(out / "model" / "data.json", {"skipped": corpus.skipped, "formats": list(sampler.formats)})
     write_json(out / "summary.json", curve_summary(MetricsLog(out / "metrics.jsonl").rows()))
     return model

@@ -14,6 +14,8 @@ from dina.audio.tokenizer import AudioTokenizer
 from dina.cli.main import main
 from dina.data.shapes import generate as generate_shapes
 from dina.errors import BadCheckpoint, BadConfig, BadInputFile
+from dina.inference.engine import GenerationConfig
+from dina.inference.pipelines import Pipelines
 from dina.io.audio import save_wav
 from dina.model.data import STAGE_MIXTURES
 from dina.model.native import NativeModel
@@ -116,6 +118,8 @@ def test_pretrain_lowers_the_loss_and_logs_formats_and_moe_statistics(tmp_path, 
     assert (saved / "model.safetensors").exists() and (saved / "tokenizer.json").exists()
     reloaded = NativeModel.from_pretrained(saved)
     assert reloaded.cfg.name == "tiny"
+    pipes = Pipelines.load(saved)  # self-contained: the tokenizers it was trained with are inside
+    assert isinstance(pipes.see([np.zeros((56, 56, 3), np.uint8)], gen=GenerationConfig(max_new_tokens=3)), str)
 
 
 def test_resume_repeats_the_uninterrupted_curve(tmp_path, world, crash_in_stage):
