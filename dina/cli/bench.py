@@ -40,6 +40,13 @@ def _train(args: argparse.Namespace) -> int:
     return _report(result, args.json)
 
 
+def _engine(args: argparse.Namespace) -> int:
+    from dina.bench.engine import bench_engine
+
+    result = bench_engine(threads=args.threads, new_tokens=args.new_tokens, repeats=args.repeats)
+    return _report(result, args.json)
+
+
 def _report(result: dict, path: str | None) -> int:
     """Print the benchmark's JSON, and write it to `path` too when given."""
     from dina.io.atomic import write_json
@@ -73,3 +80,10 @@ def register(sub) -> None:
     p.add_argument("--steps", type=positive_int, default=5, help="training steps per timed run")
     p.add_argument("--repeats", type=positive_int, default=3, help="timed runs after a warm-up; the median is kept")
     p.set_defaults(func=_train)
+
+    p = bsub.add_parser("engine", help="decode tokens/s vs a Mixtral peer, image position cost, flattened levels, CFG")
+    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads")
+    p.add_argument("--new-tokens", type=positive_int, default=64, help="text tokens generated per row")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs after a warm-up; the median is kept")
+    p.set_defaults(func=_engine)
