@@ -13,7 +13,9 @@ sequence position with final-normed backbone hidden state h and codes c_0 … c_
 - `headnorm` (RMSNorm), then classifier l: Linear(D -> K_l + 1): the extra class is "end".
 
 `forward` is teacher-forced training: given the true codes, it returns every level's logits at
-once; sampling level by level belongs to the generation engine. `multi_level_loss` is the
+once. `step` is decoding: one level at a time, keeping each block's keys and values of the
+earlier levels (`LevelCache`), so level l runs one position, not L; the engine samples between
+steps. `multi_level_loss` is the
 cross-entropy per level, combined with per-level weights.
 
 Shapes: N positions, M backbone width, L levels, D head width, F feed-forward width, K_l codes.
@@ -22,6 +24,7 @@ Shapes: N positions, M backbone width, L levels, D head width, F feed-forward wi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +61,19 @@ class LevelAttention(nn.Module):
         y = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1) @ split(self.v(x_NLD))
         return self.out(y.transpose(1, 2).reshape(N, L, D))
 
+    def step(self, x_ND: torch.Tensor, past: list[torch.Tensor]) -> torch.Tensor:
+        """One new level position per row, attending to itself and the positions in `past`
+        ([keys, values], each (N, H, t, Dh), extended in place) -> (N, D)."""
+        N, D = x_ND.shape
+        Dh = D // self.heads
+        q, k, v = (proj(x_ND).view(N, self.heads, 1, Dh) for proj in (self.q, self.k, self.v))
+        if past:
+            past[0], past[1] = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        else:
+            past.extend([k, v])
+        weights = (q @ past[0].transpose(-1, -2) * Dh**-0.5).softmax(dim=-1)  # (N, H, 1, t + 1)
+        return self.out((weights @ past[1]).reshape(N, D))
+
 
 class PositionFFN(nn.Module):
     """A feed-forward with its own weights per level position (F/L hidden units each)."""
@@ -68,6 +84,13 @@ class PositionFFN(nn.Module):
         self.levels = levels
         self.linear1 = nn.Linear(dim, hidden, bias=False)
         self.linear2 = nn.Linear(hidden, dim, bias=False)
+
+    def step(self, x_ND: torch.Tensor, level: int) -> torch.Tensor:
+        """The feed-forward of position `level` alone."""
+        D, L = x_ND.shape[-1], self.levels
+        w1_HD = self.linear1.weight.view(-1, L, D)[:, level]
+        w2_DH = self.linear2.weight.view(D, L, -1)[:, level]
+        return F.gelu(x_ND @ w1_HD.T) @ w2_DH.T
 
     def forward(self, x_NLD: torch.Tensor) -> torch.Tensor:
         D, L = x_NLD.shape[-1], self.levels
@@ -87,6 +110,10 @@ class DepthBlock(nn.Module):
     def forward(self, x_NLD: torch.Tensor) -> torch.Tensor:
         x_NLD = x_NLD + self.attn(self.norm1(x_NLD))
         return x_NLD + self.ffn(self.norm2(x_NLD))
+
+    def step(self, x_ND: torch.Tensor, level: int, past: list[torch.Tensor]) -> torch.Tensor:
+        x_ND = x_ND + self.attn.step(self.norm1(x_ND), past)
+        return x_ND + self.ffn.step(self.norm2(x_ND), level)
 
 
 class DepthTransformer(nn.Module):
@@ -119,6 +146,31 @@ class DepthTransformer(nn.Module):
             x_NLD = block(x_NLD)
         x_NLD = self.headnorm(x_NLD)
         return [head(x_NLD[:, level]) for level, head in enumerate(self.heads)]
+
+    def new_cache(self) -> LevelCache:
+        return LevelCache(len(self.blocks))
+
+    def step(self, cache: LevelCache, x_NM: torch.Tensor) -> torch.Tensor:
+        """Decoding: the next level's input per row (the hidden state h at level 0, then the sum
+        of the codes' level embeddings so far) -> that level's logits (N, K_l + 1). Equal to
+        `forward`'s logits of that level, computing one position per level instead of all L."""
+        level = cache.level
+        if level >= len(self.codebook_sizes):
+            raise BadArgument(f"all {len(self.codebook_sizes)} levels are decoded already")
+        x_ND = self.hidden_proj(self.hidden_norm(x_NM))
+        for block, past in zip(self.blocks, cache.blocks, strict=True):
+            x_ND = cast(DepthBlock, block).step(x_ND, level, past)
+        cache.level += 1
+        return self.heads[level](self.headnorm(x_ND))
+
+
+class LevelCache:
+    """What `DepthTransformer.step` keeps between the levels of a batch of positions: each block's
+    keys and values of the levels run so far."""
+
+    def __init__(self, n_blocks: int) -> None:
+        self.blocks: list[list[torch.Tensor]] = [[] for _ in range(n_blocks)]
+        self.level = 0
 
 
 def multi_level_loss(

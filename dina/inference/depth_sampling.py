@@ -4,19 +4,17 @@ Release §6 (image head) and §8 (text-guided audio); report Sec. 2.5.2. `DepthT
 is teacher-forced; at generation the codes are not known yet, so level l is sampled from the
 logits of position l, whose input Σ_{i<l} E_i[c_i] only needs the levels already drawn:
 
-- level by level, the whole L-position stack is re-run with the codes drawn so far; levels not
-  drawn yet add a zero embedding (the release feeds code 0's row): causality hides them from
-  position l, so its logits equal those of a teacher-forced pass over the final codes;
+- level by level through `DepthTransformer.step`, which keeps each block's keys and values of
+  the levels already run: level l computes one position, whose logits equal those of a
+  teacher-forced pass over the final codes (the release instead re-runs the whole 8-position
+  stack every level, feeding code 0 where a level is not drawn yet; causality makes the two
+  equal, and the cache does 1/L of the work);
 - the extra "end" class K_l is masked at every level, except at level 0 when `allow_end` is
   "level0" (audio: a level-0 end is the segment's end flag, §8). A position that ends keeps
   K_0 as its level-0 code and -1 at the levels it never draws;
 - classifier-free guidance (§6): with `cfg_scale` != 1 the rows are [N conditional; N
   unconditional]; each level's logits are combined as l_u + s·(l_c − l_u), one code is drawn
   per position, and both rows of that position are fed the same code for the next level.
-
-Re-running the whole stack costs L head passes per step where a cache of the level positions
-would need one; the head is small (L = 8 positions) next to a backbone step, and the simple
-loop is exactly the release's.
 
 Shapes: N positions, L levels, M backbone width, K_l codes of level l.
 """
@@ -104,12 +102,14 @@ def sample_levels(
     guided = cfg_scale != 1.0
     R, L = h_ND.shape[0], len(head.codebook_sizes)
     N = R // 2 if guided else R
-    emb_RLM = h_ND.new_zeros(R, L, h_ND.shape[1])  # levels not drawn yet stay zero
+    cache = head.new_cache()
+    x_RM = h_ND  # level 0 reads h; level l the sum of the codes' level embeddings before it
+    prefix_RM = h_ND.new_zeros(h_ND.shape)
     codes_NL = torch.full((N, L), -1, dtype=torch.long, device=h_ND.device)
     ended_N = torch.zeros(N, dtype=torch.bool, device=h_ND.device)
     used: list[torch.Tensor] = []
     for level in range(L):
-        logits_RK = head(h_ND, emb_RLM)[level]
+        logits_RK = head.step(cache, x_RM)
         logits_NK = cfg_logits(logits_RK[:N], logits_RK[N:], cfg_scale) if guided else logits_RK
         used.append(logits_NK)
         allowed_K = torch.ones(logits_NK.shape[-1], dtype=torch.bool, device=h_ND.device)
@@ -123,6 +123,7 @@ def sample_levels(
             codes_NL[:, level] = drawn_N.masked_fill(ended_N, -1)
         if level + 1 == L or bool(ended_N.all()):
             break
-        row_NM = level_embed(level, drawn_N.masked_fill(ended_N, 0)).to(emb_RLM.dtype)
-        emb_RLM[:, level] = torch.cat([row_NM, row_NM]) if guided else row_NM  # cond and uncond share the code
+        row_NM = level_embed(level, drawn_N.masked_fill(ended_N, 0)).to(prefix_RM.dtype)
+        prefix_RM = prefix_RM + (torch.cat([row_NM, row_NM]) if guided else row_NM)  # cond and uncond share the code
+        x_RM = prefix_RM
     return LevelSample(codes_NL=codes_NL, ended_N=ended_N, logits=tuple(used))

@@ -83,3 +83,16 @@ def test_loss_weights_and_bad_input(head):
         multi_level_loss(logits, codes, weights=[1, 1])
     with pytest.raises(BadArgument, match="level embeddings"):
         head(h, emb[:, :3])
+
+
+def test_stepping_level_by_level_equals_the_teacher_forced_forward(head):
+    h, emb = _inputs(seed=1)
+    full = head(h, emb)
+    cache = head.new_cache()
+    prefix = torch.zeros_like(h)
+    for level in range(len(head.codebook_sizes)):
+        x = h if level == 0 else prefix
+        torch.testing.assert_close(head.step(cache, x), full[level], atol=1e-5, rtol=1e-5)
+        prefix = prefix + emb[:, level]
+    with pytest.raises(BadArgument, match="decoded already"):
+        head.step(cache, h)

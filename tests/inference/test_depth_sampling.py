@@ -71,8 +71,8 @@ def test_the_logits_of_each_level_are_those_of_the_teacher_forced_pass(head):
     drawn = sample_levels(head, embed, h, RANDOM, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         forced = head(h, embed_all(drawn.codes_NL))
-    for lvl in range(L):  # causality: the zero rows of undrawn levels change nothing, bit for bit
-        assert torch.equal(drawn.logits[lvl], forced[lvl]), lvl
+    for lvl in range(L):  # the level cache computes what the full causal pass does
+        torch.testing.assert_close(drawn.logits[lvl], forced[lvl], atol=1e-5, rtol=1e-5, msg=str(lvl))
 
 
 def test_per_level_histories_reach_the_repetition_penalty(head):
@@ -126,19 +126,27 @@ def test_positions_that_end_leave_the_others_untouched(head):
     assert torch.equal(drawn.codes_NL[~ended], ref[~ended])
 
 
-def _emb_inputs(head):
+def _emb_inputs(head, monkeypatch):
+    """Record the input of every decoding step after the first (the code embeddings so far)."""
     seen: list[torch.Tensor] = []
-    handle = head.register_forward_hook(lambda _m, args, _out: seen.append(args[1].clone()))
-    return seen, handle
+    real_step = head.step
+
+    def step(cache, x):
+        if cache.level:
+            seen.append(x.clone())
+        return real_step(cache, x)
+
+    monkeypatch.setattr(head, "step", step)
+    return seen
 
 
-def test_guidance_combines_cond_and_uncond_and_feeds_both_the_same_code(head):
+def test_guidance_combines_cond_and_uncond_and_feeds_both_the_same_code(head, monkeypatch):
     h_c, h_u, s = _h(seed=0), _h(seed=1), 3.0
-    seen, handle = _emb_inputs(head)
+    seen = _emb_inputs(head, monkeypatch)
     drawn = sample_levels(head, embed, torch.cat([h_c, h_u]), GREEDY, cfg_scale=s)
-    handle.remove()
+    monkeypatch.undo()
     assert drawn.codes_NL.shape == (N, L)
-    assert len(seen) == L and all(torch.equal(e[:N], e[N:]) for e in seen)  # rows share every code
+    assert len(seen) == L - 1 and all(torch.equal(e[:N], e[N:]) for e in seen)  # rows share every code
     with torch.no_grad():
         forced = head(torch.cat([h_c, h_u]), embed_all(drawn.codes_NL.repeat(2, 1)))
     for lvl in range(L):
