@@ -241,7 +241,11 @@ class Engine:
                     if state.mode == "image" and state.step == 0 and b not in uncond:
                         uncond[b] = self._prefill_uncond(cache, state, B + b)
             active = [b for b in range(B) if not states[b].out.finished]
-            steps = {b: self._decide(b, states[b], hidden[b], uncond.get(b), gen, generator, cb) for b in active}
+            logits = self.model.lm_head(hidden[active])  # one LM-head call for every row
+            steps = {
+                b: self._decide(b, states[b], hidden[b], logits[j : j + 1], uncond.get(b), gen, generator, cb)
+                for j, b in enumerate(active)
+            }
             rows = [b for b, step in steps.items() if step is not None]
             if not rows:
                 break
@@ -274,6 +278,7 @@ class Engine:
         b: int,
         state: _Row,
         h_D: torch.Tensor,
+        logits_1V: torch.Tensor,
         h_uncond_D: torch.Tensor | None,
         gen: GenerationConfig,
         generator: torch.Generator,
@@ -286,10 +291,9 @@ class Engine:
         if state.mode == "image":
             return self._image_step(b, state, h_D, h_uncond_D, gen, generator, cb)
         if state.mode == "speech":
-            return self._speech_step(b, state, h_D, gen, generator, cb)
-        logits = self.model.lm_head(h_D[None])
+            return self._speech_step(b, state, h_D, logits_1V, gen, generator, cb)
         history = [torch.tensor(out.ids[-64:], dtype=torch.long)]
-        token = int(sample(logits, gen.text, generator, history=history)[0])
+        token = int(sample(logits_1V, gen.text, generator, history=history)[0])
         out.ids.append(token)
         if cb.on_text:
             cb.on_text(b, token)
@@ -342,7 +346,14 @@ class Engine:
         return token, NO_CODE, [NO_CODE] * self.lv, none_a
 
     def _speech_step(
-        self, b: int, state: _Row, h_D: torch.Tensor, gen: GenerationConfig, generator: torch.Generator, cb: Callbacks
+        self,
+        b: int,
+        state: _Row,
+        h_D: torch.Tensor,
+        logits_1V: torch.Tensor,
+        gen: GenerationConfig,
+        generator: torch.Generator,
+        cb: Callbacks,
     ) -> tuple[int, int, list[int], list[int]]:
         seg = state.out.segments[-1]
         assert isinstance(seg, SpeechOut)
@@ -352,9 +363,8 @@ class Engine:
         if state.text_ended:
             text = tpad
         else:
-            logits = self.model.lm_head(h_D[None])
             history = [torch.tensor(seg.text_ids[-64:], dtype=torch.long)]
-            text = int(sample(logits, gen.text, generator, history=history, mask_BV=self.speech_text_mask[None])[0])
+            text = int(sample(logits_1V, gen.text, generator, history=history, mask_BV=self.speech_text_mask[None])[0])
             if text == tpad:
                 state.text_ended = True
                 if state.delay is None:  # serial: the audio starts once the text is complete

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dina.backbone.moe as moe_module
 from dina.backbone.moe import MoE, MoEConfig
 from dina.errors import BadArgument, BadConfig
 
@@ -105,3 +106,14 @@ def test_presets_derive_their_moe():
     small = tiny().backbone.moe
     out = MoE(small)(torch.randn(5, small.dim))
     assert out.out_ND.shape == (5, small.dim) and int(out.tokens_per_expert_X.sum()) == 5 * small.top_k
+
+
+def test_the_dense_path_for_a_few_tokens_computes_the_same_sum(moe, monkeypatch):
+    torch.manual_seed(3)
+    x = torch.randn(6, moe.cfg.dim)  # 6 tokens x 3 slots >= 6 experts: the dense path
+    routing = moe.router(x)
+    dense = moe.experts(x, routing.indices_NK, routing.weights_NK)
+    monkeypatch.setattr(moe_module, "DENSE_MAX_TOKENS", 0)  # force the per-expert loop
+    looped = moe.experts(x, routing.indices_NK, routing.weights_NK)
+    assert bool((routing.indices_NK >= moe.cfg.n_experts).any())  # zero experts are among the picks
+    torch.testing.assert_close(dense, looped, atol=1e-5, rtol=1e-5)
