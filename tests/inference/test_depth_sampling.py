@@ -163,7 +163,8 @@ def test_guidance_at_scale_1_or_with_equal_rows_is_no_guidance(head):
     same_rows = sample_levels(head, embed, torch.cat([h, h]), GREEDY, cfg_scale=3.0)
     for other in (at_one, same_rows):
         assert torch.equal(other.codes_NL, plain.codes_NL)
-        assert all(torch.equal(a, b) for a, b in zip(other.logits, plain.logits, strict=True))
+        for a, b in zip(other.logits, plain.logits, strict=True):  # a 2N-row batch may round differently
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_the_same_seed_draws_the_same_codes(head):
