@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dina.cli import audio, bench, data, demo, generate, train, vision
+    from dina.cli import audio, bench, data, demo, eval_model, generate, train, vision
 
     parser = _Parser(prog="dina", description="DiNA: discrete native autoregression over text, images and speech.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.register(sub)
     generate.register(sub)
     bench.register(sub)
+    eval_model.register(sub)
     return parser
 
 
