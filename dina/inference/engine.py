@@ -1,8 +1,9 @@
 """One `generate()` for every modality: text, images and text-guided speech in a single call
 (report Sec. 2.5.2-2.5.3, Fig. 7; `longcat-next-release.md` §2, §6, §8).
 
-Each row of a batch is a prompt; prompts are prefilled one by one into a preallocated KV cache
-(`dina.inference.cache`), then all unfinished rows decode together, one position per step. A
+Each row of a batch is a prompt; the prompts are prefilled together (right-padded) into a
+preallocated KV cache (`dina.inference.cache`), then all unfinished rows decode together, one
+position per step. A
 row is in one of three modes, switched by the special tokens it reads or writes:
 
 - **text**: the LM head samples the next id. `</longcat_s>` ends the row. `<longcat_img_start>`
@@ -174,9 +175,8 @@ class Engine:
         )
         return self.model.embed(batch)[:, None]
 
-    def _prefill(self, cache: KVCache, row: int, prompt: Sequence[int] | Document) -> torch.Tensor:
-        """Run a prompt (ids, or a document carrying image and audio codes) into cache row `row`;
-        its last hidden state (D,)."""
+    def _prompt_inputs(self, prompt: Sequence[int] | Document) -> torch.Tensor:
+        """(T, D) input embeddings of a prompt: ids, or a document whose images and audio carry codes."""
         if not len(prompt):
             raise BadArgument("an empty prompt")
         if isinstance(prompt, Document):
@@ -186,7 +186,26 @@ class Engine:
         else:
             n = len(prompt)
             x = self._embed(list(prompt), [NO_CODE] * n, [[NO_CODE] * self.lv] * n, [[NO_CODE] * self.la] * n)
-        return backbone_step(self.model.backbone, x.transpose(0, 1), cache, torch.tensor([row]))[0, -1]
+        return x[:, 0]
+
+    def _prefill(self, cache: KVCache, row: int, prompt: Sequence[int] | Document) -> torch.Tensor:
+        """Run one prompt into cache row `row`; its last hidden state (D,)."""
+        x = self._prompt_inputs(prompt)[None]
+        return backbone_step(self.model.backbone, x, cache, torch.tensor([row]))[0, -1]
+
+    def _prefill_batch(self, cache: KVCache, prompts: Sequence[Sequence[int] | Document]) -> torch.Tensor:
+        """Run all prompts into cache rows 0 … B-1 in one backbone step, right-padded to the longest:
+        a padded position sits after its row's prompt, where no real query looks (causal), and
+        decoding overwrites it. Returns each row's last real hidden state (B, D)."""
+        inputs = [self._prompt_inputs(p) for p in prompts]
+        lengths = torch.tensor([x.shape[0] for x in inputs])
+        x_BTD = inputs[0].new_zeros(len(inputs), int(lengths.max()), inputs[0].shape[1])
+        for b, x in enumerate(inputs):
+            x_BTD[b, : x.shape[0]] = x
+        rows = torch.arange(len(inputs))
+        h_BTD = backbone_step(self.model.backbone, x_BTD, cache, rows)
+        cache.lengths_B[rows] = lengths
+        return h_BTD[rows, lengths - 1]
 
     # ---- the loop ---------------------------------------------------------------------------
     def _image_size(self, ids: list[int]) -> tuple[int, int]:
@@ -231,7 +250,7 @@ class Engine:
         generator = torch.Generator().manual_seed(gen.seed)
         ids = [p.ids.tolist() if isinstance(p, Document) else list(p) for p in prompts]
         states = [_Row(out=RowOutput(ids=list(i))) for i in ids]
-        hidden = torch.stack([self._prefill(cache, b, p) for b, p in enumerate(prompts)])
+        hidden = self._prefill_batch(cache, prompts)
         uncond: dict[int, torch.Tensor] = {}  # row -> hidden state of its unconditional twin (CFG)
         for b, i in enumerate(ids):
             self._enter(states[b], i[-1], gen)
