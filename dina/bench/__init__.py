@@ -3,6 +3,7 @@
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -14,3 +15,9 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def goal(value: float | None, target: float, *, higher_is_better: bool) -> dict[str, Any]:
+    """A measured figure beside the issue's goal, and whether it is met (None when not measured)."""
+    met = None if value is None else bool(value >= target if higher_is_better else value <= target)
+    return {"value": value, "goal": target, "better": "higher" if higher_is_better else "lower", "met": met}

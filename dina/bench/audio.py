@@ -29,7 +29,7 @@ import torch
 from dina.audio.config import audio_tiny
 from dina.audio.evaluate import FIRST_CHUNK_TOKENS, first_chunk_latency_ms
 from dina.audio.tokenizer import SAMPLE_RATE, AudioTokenizer
-from dina.bench import median_seconds
+from dina.bench import goal, median_seconds
 from dina.bench.rvq import SETTINGS, bench_rvq
 
 ENCODE_RTF_GOAL = 100.0
@@ -48,11 +48,6 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     envelope = np.clip(np.sin(2 * np.pi * 4.0 * t), 0.0, None)
     wave = 0.1 * envelope * voice + 0.003 * rng.standard_normal(t.size)
     return wave.astype(np.float32)
-
-
-def _goal(value: float | None, goal: float, higher_is_better: bool) -> dict[str, Any]:
-    met = None if value is None else (value >= goal if higher_is_better else value <= goal)
-    return {"value": value, "goal": goal, "better": "higher" if higher_is_better else "lower", "met": met}
 
 
 @torch.no_grad()
@@ -110,9 +105,9 @@ def bench_audio(
         "first_chunk_latency_ms": latency,
         "rvq_vs_vector_quantize_pytorch": peer,
         "goals": {
-            "encode_rtf": _goal(min(c["encode_rtf"] for c in clips), ENCODE_RTF_GOAL, higher_is_better=True),
-            "decode_rtf": _goal(min(c["decode_rtf"] for c in clips), DECODE_RTF_GOAL, higher_is_better=True),
-            "first_chunk_latency_ms": _goal(latency, FIRST_CHUNK_MS_GOAL, higher_is_better=False),
-            "rvq_encode_over_peer": _goal(ratio, RVQ_RATIO_GOAL, higher_is_better=True),
+            "encode_rtf": goal(min(c["encode_rtf"] for c in clips), ENCODE_RTF_GOAL, higher_is_better=True),
+            "decode_rtf": goal(min(c["decode_rtf"] for c in clips), DECODE_RTF_GOAL, higher_is_better=True),
+            "first_chunk_latency_ms": goal(latency, FIRST_CHUNK_MS_GOAL, higher_is_better=False),
+            "rvq_encode_over_peer": goal(ratio, RVQ_RATIO_GOAL, higher_is_better=True),
         },
     }

@@ -43,8 +43,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dina.bench import median_seconds
-from dina.bench.train import SENTENCES, peer_config
+from dina.bench import goal, median_seconds
+from dina.bench.train import SENTENCES, peer_config, peer_summary
 from dina.config import DinaConfig
 from dina.errors import BadArgument
 from dina.inference.cache import KVCache, backbone_step
@@ -260,30 +260,11 @@ def kv_cache_bytes(peer: Any) -> dict[str, Any]:
 
 
 # ---- the run ------------------------------------------------------------------------------------
-def _goal(value: float, goal: float, better: str) -> dict[str, Any]:
-    met = value >= goal if better == "higher" else value <= goal
-    return {"value": value, "goal": goal, "better": better, "met": bool(met)}
-
-
 def _peer_info(peer: Any) -> dict[str, Any]:
     import transformers
 
-    c = peer.config
-    return {
-        "model": "MixtralForCausalLM",
-        "transformers": transformers.__version__,
-        "params": sum(p.numel() for p in peer.parameters()),
-        "layers": c.num_hidden_layers,
-        "hidden": c.hidden_size,
-        "heads": c.num_attention_heads,
-        "kv_heads": c.num_key_value_heads,
-        "experts": c.num_local_experts,
-        "top_k": c.num_experts_per_tok,
-        "expert_intermediate": c.intermediate_size,
-        "vocab": c.vocab_size,
-        "attn_implementation": c._attn_implementation,
-        "experts_implementation": c._experts_implementation,
-    }
+    info = peer_summary(peer.config)
+    return {**info, "transformers": transformers.__version__, "params": sum(p.numel() for p in peer.parameters())}
 
 
 def bench_engine(
@@ -341,9 +322,9 @@ def bench_engine(
         "cfg_vs_unguided": guidance,
         "kv_cache_bytes_per_token": kv_cache_bytes(peer),
         "goals": {
-            **{f"decode_ratio_{k}": _goal(v["ratio"], DECODE_GOAL, "higher") for k, v in decode.items()},
-            "image_position_vs_text_token": _goal(position["ratio"], IMAGE_POSITION_GOAL, "lower"),
-            "flattened_vs_depth_transformer": _goal(flattened["ratio"], FLATTENED_GOAL, "higher"),
-            "cfg_vs_unguided": _goal(guidance["ratio"], CFG_GOAL, "lower"),
+            **{f"decode_ratio_{k}": goal(v["ratio"], DECODE_GOAL, higher_is_better=True) for k, v in decode.items()},
+            "image_position_vs_text_token": goal(position["ratio"], IMAGE_POSITION_GOAL, higher_is_better=False),
+            "flattened_vs_depth_transformer": goal(flattened["ratio"], FLATTENED_GOAL, higher_is_better=True),
+            "cfg_vs_unguided": goal(guidance["ratio"], CFG_GOAL, higher_is_better=False),
         },
     }

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dina.bench import median_seconds
+from dina.bench import goal, median_seconds
 from dina.config import DinaConfig
 from dina.heads.depth import DepthTransformer
 from dina.model.batch import ModelBatch, collate
@@ -259,19 +259,24 @@ def bench_peer(cfg: DinaConfig, ours: dict[str, Any], steps: int, repeats: int, 
         peak=peak,
     ) | {
         "transformers": transformers.__version__,
-        "config": {
-            "model": "MixtralForCausalLM",
-            "layers": c.num_hidden_layers,
-            "hidden": c.hidden_size,
-            "heads": c.num_attention_heads,
-            "kv_heads": c.num_key_value_heads,
-            "experts": c.num_local_experts,
-            "top_k": c.num_experts_per_tok,
-            "expert_intermediate": c.intermediate_size,
-            "vocab": c.vocab_size,
-            "attn_implementation": c._attn_implementation,
-            "experts_implementation": c._experts_implementation,
-        },
+        "config": peer_summary(c),
+    }
+
+
+def peer_summary(c: Any) -> dict[str, Any]:
+    """The shape of the Mixtral peer, as the benchmarks report it."""
+    return {
+        "model": "MixtralForCausalLM",
+        "layers": c.num_hidden_layers,
+        "hidden": c.hidden_size,
+        "heads": c.num_attention_heads,
+        "kv_heads": c.num_key_value_heads,
+        "experts": c.num_local_experts,
+        "top_k": c.num_experts_per_tok,
+        "expert_intermediate": c.intermediate_size,
+        "vocab": c.vocab_size,
+        "attn_implementation": c._attn_implementation,
+        "experts_implementation": c._experts_implementation,
     }
 
 
@@ -289,10 +294,6 @@ def _figures(
         "model_flops_per_s": flops["flops"] / step_s,
         "mfu": flops["flops"] / step_s / peak,
     }
-
-
-def _goal(value: float, goal: float) -> dict[str, Any]:
-    return {"value": value, "goal": goal, "better": "higher", "met": bool(value >= goal)}
 
 
 def bench_train(
@@ -314,5 +315,8 @@ def bench_train(
         "peer": peer,
         "ratio_tokens_per_s": ratio,
         "ratio_model_flops_per_s": ours["model_flops_per_s"] / peer["model_flops_per_s"],
-        "goals": {"mfu": _goal(ours["mfu"], MFU_GOAL), "ratio_tokens_per_s": _goal(ratio, RATIO_GOAL)},
+        "goals": {
+            "mfu": goal(ours["mfu"], MFU_GOAL, higher_is_better=True),
+            "ratio_tokens_per_s": goal(ratio, RATIO_GOAL, higher_is_better=True),
+        },
     }
