@@ -2,15 +2,11 @@
 strings, and a whole evaluation of a random tiny model writes every figure within its range. The
 random model's answers are garbage; these tests check plumbing, not quality."""
 
-import dataclasses
 import json
 
 import numpy as np
 import pytest
-import torch
 
-from dina.audio.config import audio_tiny
-from dina.audio.tokenizer import AudioTokenizer
 from dina.cli.main import main
 from dina.data.shapes import generate
 from dina.errors import BadInputFile
@@ -23,28 +19,15 @@ from dina.inference.evaluate import (
     paint_grid,
 )
 from dina.io.audio import save_wav
-from dina.model.native import NativeModel
-from dina.presets import tiny
-from dina.text.bpe import TextTokenizer
 from dina.vision.preprocess import PreprocessConfig
-from dina.vision.tokenizer import VisionTokenizer
 
 TEXTS = ["a red circle on the left", "Describe the image.", "How many shapes are there? 2", "Say: red ball"] * 4
 SMALL = EvalConfig(answer_tokens=4, caption_tokens=8, speech_tokens=10, max_side_tokens=3)
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A random tiny model with its three tokenizers (as tests/inference/test_pipelines.py builds it)."""
-    d = tmp_path_factory.mktemp("model")
-    cfg = dataclasses.replace(tiny(), audio=audio_tiny("trained"))
-    torch.manual_seed(0)
-    model = NativeModel(cfg)
-    model.save_pretrained(d)
-    TextTokenizer.train(TEXTS, cfg.vocab).save(d)
-    VisionTokenizer(cfg.vision).save_pretrained(d / "vision")
-    AudioTokenizer(cfg.audio).save_pretrained(d / "audio")
-    return d
+def model_dir(make_model_dir):
+    return make_model_dir(TEXTS)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ prompt, runs the engine and decodes what comes back; a model directory is self-c
 input is refused. A random tiny model stands in for a trained one: these tests check plumbing and
 shapes, not quality (`dina eval model` measures that)."""
 
-import dataclasses
 import json
 import shutil
 
@@ -11,9 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dina.audio.config import audio_tiny
 from dina.audio.encoder import SAMPLES_PER_TOKEN
-from dina.audio.tokenizer import AudioTokenizer
 from dina.cli.main import main
 from dina.errors import BadArgument, BadAudio, BadInputFile
 from dina.inference.engine import GenerationConfig
@@ -21,28 +18,14 @@ from dina.inference.pipelines import Pipelines
 from dina.inference.sampling import GREEDY
 from dina.io.audio import save_wav
 from dina.io.images import save_png
-from dina.model.native import NativeModel
-from dina.presets import tiny
-from dina.text.bpe import TextTokenizer
-from dina.vision.tokenizer import VisionTokenizer
 
 TEXTS = ["a red circle on the left", "Describe the image.", "Transcribe the audio.", "Say: hello", "2 3"] * 4
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(make_model_dir):
     """A random tiny model whose audio head never ends a segment, with its three tokenizers."""
-    d = tmp_path_factory.mktemp("model")
-    cfg = dataclasses.replace(tiny(), audio=audio_tiny("trained"))
-    torch.manual_seed(0)
-    model = NativeModel(cfg)
-    with torch.no_grad():
-        model.audio_head.heads[0].bias[-1] = -1e4
-    model.save_pretrained(d)
-    TextTokenizer.train(TEXTS, cfg.vocab).save(d)
-    VisionTokenizer(cfg.vision).save_pretrained(d / "vision")
-    AudioTokenizer(cfg.audio).save_pretrained(d / "audio")
-    return d
+    return make_model_dir(TEXTS, never_end_speech=True)
 
 
 @pytest.fixture(scope="module")
