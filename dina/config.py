@@ -79,11 +79,16 @@ class VocabConfig(ConfigBase):
         used = self.visual_offset + sum(self.visual_codebook_sizes)
         return -(-used // self.pad_to_multiple) * self.pad_to_multiple
 
-    def level_offsets(self, modality: str) -> tuple[int, ...]:
-        """Start id of each RVQ level of `modality` ("audio" or "visual")."""
+    def codebook_sizes(self, modality: str) -> tuple[int, ...]:
+        """The RVQ levels' codebook sizes of `modality` ("audio" or "visual")."""
         sizes = {"audio": self.audio_codebook_sizes, "visual": self.visual_codebook_sizes}.get(modality)
         if sizes is None:
             raise BadConfig(f"unknown modality {modality!r}, expected 'audio' or 'visual'")
+        return sizes
+
+    def level_offsets(self, modality: str) -> tuple[int, ...]:
+        """Start id of each RVQ level of `modality` ("audio" or "visual")."""
+        sizes = self.codebook_sizes(modality)
         start = self.audio_offset if modality == "audio" else self.visual_offset
         offsets, acc = [], start
         for s in sizes:

@@ -55,12 +55,18 @@ class MultimodalEmbedding(nn.Module):
 
     def level_ids(self, modality: str, codes_NL: torch.Tensor) -> torch.Tensor:
         """(N, L) codes of `modality` ("audio" or "visual") -> their (N, L) rows offset_l + c_l, checked."""
-        offsets = self.vocab.level_offsets(modality)
-        sizes = self.vocab.audio_codebook_sizes if modality == "audio" else self.vocab.visual_codebook_sizes
+        offsets, sizes = self.vocab.level_offsets(modality), self.vocab.codebook_sizes(modality)
         if codes_NL.ndim != 2 or codes_NL.shape[1] != len(offsets):
             raise BadCodes(f"{modality} codes must be (N, {len(offsets)}), got {tuple(codes_NL.shape)}")
         check_level_ids(codes_NL, sizes, where=f"{modality} ")
         return codes_NL + torch.tensor(offsets, device=codes_NL.device)
+
+    def level_rows(self, modality: str, level: int, codes_N: torch.Tensor) -> torch.Tensor:
+        """(N,) codes of one level -> their (N, D) rows E[offset_level + c], checked (decoding draws
+        one level at a time)."""
+        sizes = self.vocab.codebook_sizes(modality)[level : level + 1]
+        check_level_ids(codes_N[:, None], sizes, where=f"{modality} ", first_level=level)
+        return self.embed_tokens(codes_N + self.vocab.level_offsets(modality)[level])
 
     def text(self, ids_N: torch.Tensor) -> torch.Tensor:
         """Text and special tokens (ids below the audio offset)."""

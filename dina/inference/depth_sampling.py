@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from dina.backbone.embedding import MultimodalEmbedding
-from dina.errors import BadArgument, BadCodes
+from dina.errors import BadArgument
 from dina.heads.depth import DepthTransformer
 from dina.inference.sampling import History, SamplingConfig, cfg_logits, sample
 
@@ -44,15 +44,8 @@ class LevelSample:
 
 def level_embedder(embedding: MultimodalEmbedding, modality: str) -> LevelEmbed:
     """The level rows of `modality` ("audio" or "visual") in the shared table: (l, c_N) -> E[offset_l + c_N]."""
-    offsets = embedding.vocab.level_offsets(modality)
-    sizes = embedding.vocab.audio_codebook_sizes if modality == "audio" else embedding.vocab.visual_codebook_sizes
-
-    def embed(level: int, codes_N: torch.Tensor) -> torch.Tensor:
-        if codes_N.numel() and (int(codes_N.min()) < 0 or int(codes_N.max()) >= sizes[level]):
-            raise BadCodes(f"{modality} level {level}: ids must be in [0, {sizes[level]})")
-        return embedding.embed_tokens(codes_N + offsets[level])
-
-    return embed
+    embedding.vocab.codebook_sizes(modality)  # refuse an unknown modality now, not at the first level
+    return lambda level, codes_N: embedding.level_rows(modality, level, codes_N)
 
 
 def _level_configs(

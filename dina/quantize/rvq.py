@@ -256,10 +256,11 @@ class ResidualVQ(nn.Module):
             book.reset_(all_K, torch.where(stats.counts_K.unsqueeze(1) > 0, means_KD, book.embed_KD), cluster_size=size)
 
 
-def check_level_ids(codes_NL: Tensor, codebook_sizes: Sequence[int], where: str = "") -> None:
-    """Refuse ids outside [0, K_l) at any level l (the last dim); `where` prefixes the message."""
-    for level, k in enumerate(codebook_sizes):
-        ids = codes_NL[..., level]
+def check_level_ids(codes_NL: Tensor, codebook_sizes: Sequence[int], where: str = "", first_level: int = 0) -> None:
+    """Refuse ids outside [0, K_l) at any level l (the last dim); `where` prefixes the message, and
+    the levels are numbered from `first_level` (a slice of the levels)."""
+    for i, k in enumerate(codebook_sizes):
+        level, ids = first_level + i, codes_NL[..., i]
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= k):
             raise BadCodes(f"{where}level {level}: ids must be in [0, {k}), got [{int(ids.min())}, {int(ids.max())}]")
 
