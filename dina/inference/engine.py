@@ -270,13 +270,12 @@ class Engine:
                 break
             next_ids, guides, visual, audio = zip(*(steps[b] for b in rows), strict=True)  # type: ignore[misc]
             x = self._embed(list(next_ids), list(guides), list(visual), list(audio))
-            hidden[rows] = backbone_step(self.model.backbone, x, cache, torch.tensor(rows))[:, 0]
-            twins = [j for j, b in enumerate(rows) if b in uncond]
-            if twins:  # the unconditional rows read the same inputs
-                twin_rows = torch.tensor([B + rows[j] for j in twins])
-                h_twins = backbone_step(self.model.backbone, x[twins], cache, twin_rows)[:, 0]
-                for j, h in zip(twins, h_twins, strict=True):
-                    uncond[rows[j]] = h
+            twins = [j for j, b in enumerate(rows) if b in uncond]  # unconditional rows read the same inputs
+            cache_rows = torch.tensor(rows + [B + rows[j] for j in twins])
+            h_new = backbone_step(self.model.backbone, torch.cat([x, x[twins]]), cache, cache_rows)[:, 0]
+            hidden[rows] = h_new[: len(rows)]
+            for j, h in zip(twins, h_new[len(rows) :], strict=True):
+                uncond[rows[j]] = h
             for b in rows:
                 if states[b].mode != "image":
                     uncond.pop(b, None)
