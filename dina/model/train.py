@@ -112,12 +112,11 @@ def _difference(a: Any, b: Any, path: str = "") -> str | None:
 
 
 def _check_resume(out: Path, config: DinaConfig, plan: ModelTrainPlan) -> None:
-    for name, current in (("config.json", config.to_dict()), ("plan.json", plan.to_dict())):
-        stored_path = out / name
-        if not stored_path.is_file():
+    current: ConfigBase
+    for name, current in (("config.json", config), ("plan.json", plan)):
+        if not (out / name).is_file():
             raise BadInputFile(f"--resume: {out} holds no {name}; it was not written by `dina train model`")
-        stored = ModelTrainPlan.load(out, name).to_dict() if name == "plan.json" else DinaConfig.load(out).to_dict()
-        diff = _difference(stored, current)
+        diff = _difference(type(current).load(out, name).to_dict(), current.to_dict())
         if diff:
             raise BadConfig(f"--resume: {out} was written by another {name.removesuffix('.json')} ({diff})")
 
