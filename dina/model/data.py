@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from dina.errors import BadArgument, BadAudio, BadImage, BadInputFile
 from dina.io.atomic import atomic_path, write_json
-from dina.io.audio import load_audio
+from dina.io.audio import SAMPLE_RATE, load_audio
 from dina.io.images import load_image
 from dina.io.manifest import read_manifest
 from dina.sequence.document import Document
@@ -148,7 +148,7 @@ def _encode_speech(rows: list[dict], root: Path, audio: AudioEncoder, skip: Call
     codes: list[torch.Tensor | None] = []
     for row in rows:
         try:
-            codes.append(audio.encode(load_audio(root / row["path"]), 16000).codes)
+            codes.append(audio.encode(load_audio(root / row["path"]), SAMPLE_RATE).codes)
         except (BadAudio, BadInputFile) as e:
             skip("audio", f"{root / row['path']}: {e}")
             codes.append(None)
