@@ -1,23 +1,54 @@
-"""`dina demo` end to end on a very small plan: every stage runs, is reused, and the report is written."""
+"""`dina demo --quick` end to end (CI's smoke test of the main job): every stage runs, the report
+shows every pipeline with files that exist, and a re-run reuses every stage."""
 
 import json
+import re
 
-from dina.demo import DemoPlan, run_demo
+from dina.cli.main import main
+from dina.demo import DemoPlan
+from dina.demo.run import MODEL_STAGES, goals, held_out_speech
+from dina.io.atomic import write_jsonl
+from dina.io.manifest import read_manifest
 
 
-def test_demo_runs_reuses_stages_and_writes_report(tmp_path):
-    plan = DemoPlan(shapes_train=6, shapes_val=6, speech=2, pack_budget=512, pack_batch=4)
-    logs: list[str] = []
-    metrics = run_demo(tmp_path, plan, log=logs.append)
-    assert metrics["shapes"]["judge"]["exact_scene_accuracy"] == 1.0
-    assert 0.0 <= metrics["speech"]["asr_judge"]["wer"] <= 1.0
-    assert metrics["packing"]["padding_avoided"] > 0
-    assert json.loads((tmp_path / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
-    page = (tmp_path / "report.html").read_text()
-    assert page.count("<img ") == 6 and page.count("<audio ") == 2
-    for src in [*page.split('src="')[1:], *page.split("src='")[1:]]:
-        assert (tmp_path / src.split('"')[0].split("'")[0]).exists()
+def test_demo_quick_runs_every_stage_writes_the_report_and_reuses_stages(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--threads", "1", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["model_training"]) == set(MODEL_STAGES)
+    for stage in MODEL_STAGES:  # every model stage trained and logged its loss
+        assert metrics["model_training"][stage]["loss"]["n"] == DemoPlan.quick().model_steps[stage]
+    assert set(metrics["goals"]) == {"caption_attribute_accuracy", "vqa_accuracy", "geneval_overall", "asr_wer",
+                                     "tts_judge_wer"}  # fmt: skip
+    assert metrics["model_eval"]["counts"]["images"] == DemoPlan.quick().eval_limit
+    assert metrics["vision_tokenizer"]["n"] > 0 and metrics["audio_tokenizer"]["clips"] > 0
+    assert metrics["moe_share_last_window"]
 
-    logs.clear()
-    run_demo(tmp_path, plan, log=logs.append)
-    assert sum("reused" in line for line in logs) == 5
+    page = (out / "report.html").read_text()
+    for section in ("See:", "Paint:", "Hear:", "Speak:", "Chat:", "MoE", "dNaViT", "Audio tokenizer"):
+        assert section in page
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len([s for s in sources if s.startswith("showcase/paint_")]) == 4  # four aspect ratios
+    assert sum(s.endswith(".png") for s in sources) >= 6 + 4 + 3  # reconstructions, paintings, figures
+    for src in sources:
+        assert (out / src).is_file(), src
+
+    capsys.readouterr()
+    assert main(["demo", "--quick", "--threads", "1", "--out", str(out)]) == 0
+    logged = capsys.readouterr().out
+    assert logged.count(": reused") == 13 and "..." not in logged.replace("reused", "")
+
+
+def test_held_out_speech_keeps_only_unseen_sentences(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", [{"path": "a.wav", "text": "one"}, {"path": "b.wav", "text": "two"}])
+    raw = tmp_path / "held" / "manifest.jsonl"
+    write_jsonl(raw, [{"path": "c.wav", "text": "two"}, {"path": "d.wav", "text": "three"}])
+    kept = held_out_speech(raw, tmp_path / "train.jsonl")
+    assert kept.parent == raw.parent and [r["text"] for r in read_manifest(kept)] == ["three"]
+
+
+def test_goals_compare_in_the_right_direction():
+    got = goals({"caption_attribute_accuracy": 0.8, "vqa_accuracy": 0.69, "asr_wer": 0.25, "tts_judge_wer": 0.41})
+    assert got["caption_attribute_accuracy"]["met"] is True and got["vqa_accuracy"]["met"] is False
+    assert got["asr_wer"]["met"] is True and got["tts_judge_wer"]["met"] is False
+    assert got["geneval_overall"] == {"value": None, "goal": ">= 0.5", "met": None}
