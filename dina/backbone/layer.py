@@ -88,8 +88,10 @@ class GQAttention(nn.Module):
     def qkv(self, x_ND: torch.Tensor, rot: RotaryTables) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, D) -> q (N, H, Dh) and the G key/value heads k, v (N, G, Dh), rotary applied."""
         n = x_ND.shape[0]
-        q_NHD = apply_rope(self.q_proj(x_ND).view(n, self.heads, self.head_dim), rot)
-        k_NGD = apply_rope(self.k_proj(x_ND).view(n, self.kv_heads, self.head_dim), rot)
+        q_NHD = self.q_proj(x_ND).view(n, self.heads, self.head_dim)
+        k_NGD = self.k_proj(x_ND).view(n, self.kv_heads, self.head_dim)
+        # q and k rotated in one call: rotary works per head, and one call is half the small ops.
+        q_NHD, k_NGD = apply_rope(torch.cat([q_NHD, k_NGD], dim=1), rot).split([self.heads, self.kv_heads], dim=1)
         return q_NHD, k_NGD, self.v_proj(x_ND).view(n, self.kv_heads, self.head_dim)
 
     def out(self, o_NHD: torch.Tensor) -> torch.Tensor:
@@ -126,10 +128,29 @@ class DecoderLayer(nn.Module):
     def wired(self, x_ND: torch.Tensor, attend: Callable[[int, torch.Tensor], torch.Tensor]) -> LayerOutput:
         """The layer's wiring, with `attend(s, normed x)` computing attention sublayer s: packed
         documents in training, a KV cache in the inference engine."""
+        kept: list[MoEOutput] = []
+
+        def moe(u_ND: torch.Tensor) -> torch.Tensor:
+            kept.append(self.moe(u_ND))
+            return kept[0].out_ND
+
+        out_ND = self._wire(x_ND, attend, moe)
+        return LayerOutput(x_ND=out_ND, moe=kept[0])
+
+    def decode(self, x_ND: torch.Tensor, attend: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """`wired` without the MoE's routing counters, which decoding does not read -> (N, D)."""
+        return self._wire(x_ND, attend, self.moe.mix)
+
+    def _wire(
+        self,
+        x_ND: torch.Tensor,
+        attend: Callable[[int, torch.Tensor], torch.Tensor],
+        moe: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
         h = x_ND + attend(0, self.input_norms[0](x_ND))
         u = self.post_attention_norms[0](h)
-        moe = self.moe(u)
+        m = moe(u)
         h = h + self.mlps[0](u)
         h = h + attend(1, self.input_norms[1](h))
         h = h + self.mlps[1](self.post_attention_norms[1](h))
-        return LayerOutput(x_ND=h + moe.out_ND, moe=moe)
+        return h + m

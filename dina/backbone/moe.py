@@ -138,13 +138,12 @@ class SwiGLUExperts(nn.Module):
         """Every expert on every token in three batched matmuls, then the routed weights (zero for
         the experts a token did not choose): the same sum, without a per-expert loop."""
         E = self.gate_EDH.shape[0]
-        h_ENH = F.silu(torch.einsum("nd,edh->enh", x_ND, self.gate_EDH)) * torch.einsum(
-            "nd,edh->enh", x_ND, self.up_EDH
-        )
+        # Broadcast matmuls, one per expert: an einsum here would copy both (E, D, H) weights
+        # into one (D, E·H) matrix at every call.
+        h_ENH = F.silu(torch.matmul(x_ND, self.gate_EDH)) * torch.matmul(x_ND, self.up_EDH)
         y_END = torch.bmm(h_ENH, self.down_EHD)
-        w_NX = weights_NK.new_zeros(x_ND.shape[0], max(E, int(indices_NK.max()) + 1)).scatter_add(
-            1, indices_NK, weights_NK
-        )
+        # Every zero-expert slot lands in column E, which is dropped (no host sync for the largest index).
+        w_NX = weights_NK.new_zeros(x_ND.shape[0], E + 1).scatter_add(1, indices_NK.clamp(max=E), weights_NK)
         return torch.einsum("end,ne->nd", y_END, w_NX[:, :E].to(x_ND.dtype))
 
 
@@ -162,10 +161,7 @@ class MoE(nn.Module):
         if x_ND.ndim != 2 or x_ND.shape[1] != self.cfg.dim:
             raise BadArgument(f"MoE expects (N, {self.cfg.dim}) tokens, got {tuple(x_ND.shape)}")
         routing = self.router(x_ND)
-        out_ND = self.experts(x_ND, routing.indices_NK, routing.weights_NK)
-        is_zero_NK = routing.indices_NK >= self.cfg.n_experts
-        identity_N = (routing.weights_NK * is_zero_NK).sum(dim=1)
-        out_ND = out_ND + x_ND * identity_N[:, None].to(x_ND.dtype)
+        out_ND, is_zero_NK = self._combine(x_ND, routing)
         counts_X = torch.bincount(routing.indices_NK.flatten(), minlength=self.cfg.total_experts)
         if self.training:
             self.router.update_bias(counts_X)
@@ -173,3 +169,14 @@ class MoE(nn.Module):
         return MoEOutput(
             out_ND=out_ND, indices_NK=routing.indices_NK, tokens_per_expert_X=counts_X, zero_share=zero_share
         )
+
+    def mix(self, x_ND: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> (N, D): the output alone, without routing counters (decoding; eval mode)."""
+        return self._combine(x_ND, self.router(x_ND))[0]
+
+    def _combine(self, x_ND: torch.Tensor, routing: Routing) -> tuple[torch.Tensor, torch.Tensor]:
+        """The routed experts' and the zero experts' weighted sum, and which slots were zero experts."""
+        out_ND = self.experts(x_ND, routing.indices_NK, routing.weights_NK)
+        is_zero_NK = routing.indices_NK >= self.cfg.n_experts
+        identity_N = (routing.weights_NK * is_zero_NK).sum(dim=1)
+        return out_ND + x_ND * identity_N[:, None].to(x_ND.dtype), is_zero_NK

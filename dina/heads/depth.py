@@ -14,16 +14,18 @@ sequence position with final-normed backbone hidden state h and codes c_0 … c_
 
 `forward` is teacher-forced training: given the true codes, it returns every level's logits at
 once. `step` is decoding: one level at a time, keeping each block's keys and values of the
-earlier levels (`LevelCache`), so level l runs one position, not L; the engine samples between
-steps. `multi_level_loss` is the
-cross-entropy per level, combined with per-level weights.
+earlier levels (`LevelCache`, a buffer of all L levels allocated at level 0, with q, k and v fused
+into one projection), so level l runs one position, not L; the engine samples between steps.
+`multi_level_loss` is the cross-entropy per level, combined with per-level weights.
 
-Shapes: N positions, M backbone width, L levels, D head width, F feed-forward width, K_l codes.
+Shapes: N positions, M backbone width, L levels, D head width, F feed-forward width, K_l codes;
+in decoding H heads, E = D / H per head, t levels so far.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import torch
@@ -61,18 +63,39 @@ class LevelAttention(nn.Module):
         y = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1) @ split(self.v(x_NLD))
         return self.out(y.transpose(1, 2).reshape(N, L, D))
 
-    def step(self, x_ND: torch.Tensor, past: list[torch.Tensor]) -> torch.Tensor:
-        """One new level position per row, attending to itself and the positions in `past`
-        ([keys, values], each (N, H, t, Dh), extended in place) -> (N, D)."""
+    def step(self, x_ND: torch.Tensor, level: int, kv: LevelKV) -> torch.Tensor:
+        """One new level position per row, attending to itself and the earlier levels held in `kv`
+        (its keys and values are written there at `level`) -> (N, D)."""
         N, D = x_ND.shape
         Dh = D // self.heads
-        q, k, v = (proj(x_ND).view(N, self.heads, 1, Dh) for proj in (self.q, self.k, self.v))
-        if past:
-            past[0], past[1] = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        else:
-            past.extend([k, v])
-        weights = (q @ past[0].transpose(-1, -2) * Dh**-0.5).softmax(dim=-1)  # (N, H, 1, t + 1)
-        return self.out((weights @ past[1]).reshape(N, D))
+        qkv_N3HE = F.linear(x_ND, kv.qkv_weight, kv.qkv_bias).view(N, 3, self.heads, Dh)
+        kv.kv_2NHLE[:, :, :, level] = qkv_N3HE[:, 1:].transpose(0, 1)
+        keys_NHtE, values_NHtE = kv.kv_2NHLE[:, :, :, : level + 1]
+        # One query over at most L keys: here the fused kernel is the faster one (one call, not five).
+        y_NH1E = F.scaled_dot_product_attention(qkv_N3HE[:, 0, :, None], keys_NHtE, values_NHtE)
+        return F.linear(y_NH1E.reshape(N, D), self.out.weight, self.out.bias)
+
+    def new_kv(self, N: int, levels: int, like: torch.Tensor) -> LevelKV:
+        """An empty per-level key/value buffer for N rows, with q, k, v fused into one projection
+        (one matmul per level instead of three; the weights are read once per buffer)."""
+        D = self.q.weight.shape[0]
+        assert self.q.bias is not None and self.v.bias is not None
+        return LevelKV(
+            qkv_weight=torch.cat([self.q.weight, self.k.weight, self.v.weight]),
+            qkv_bias=torch.cat([self.q.bias, self.q.bias.new_zeros(D), self.v.bias]),
+            kv_2NHLE=like.new_empty(2, N, self.heads, levels, D // self.heads),
+        )
+
+
+@dataclass(kw_only=True)
+class LevelKV:
+    """One block's decoding state over the L levels of N positions: the fused q/k/v projection
+    (the key has no bias: zeros) and the keys and values, (2, N, H, L, Dh), filled up to the
+    current level."""
+
+    qkv_weight: torch.Tensor  # (3D, D)
+    qkv_bias: torch.Tensor  # (3D,)
+    kv_2NHLE: torch.Tensor
 
 
 class PositionFFN(nn.Module):
@@ -90,7 +113,7 @@ class PositionFFN(nn.Module):
         D, L = x_ND.shape[-1], self.levels
         w1_HD = self.linear1.weight.view(-1, L, D)[:, level]
         w2_DH = self.linear2.weight.view(D, L, -1)[:, level]
-        return F.gelu(x_ND @ w1_HD.T) @ w2_DH.T
+        return F.linear(F.gelu(F.linear(x_ND, w1_HD)), w2_DH)
 
     def forward(self, x_NLD: torch.Tensor) -> torch.Tensor:
         D, L = x_NLD.shape[-1], self.levels
@@ -111,8 +134,8 @@ class DepthBlock(nn.Module):
         x_NLD = x_NLD + self.attn(self.norm1(x_NLD))
         return x_NLD + self.ffn(self.norm2(x_NLD))
 
-    def step(self, x_ND: torch.Tensor, level: int, past: list[torch.Tensor]) -> torch.Tensor:
-        x_ND = x_ND + self.attn.step(self.norm1(x_ND), past)
+    def step(self, x_ND: torch.Tensor, level: int, kv: LevelKV) -> torch.Tensor:
+        x_ND = x_ND + self.attn.step(self.norm1(x_ND), level, kv)
         return x_ND + self.ffn.step(self.norm2(x_ND), level)
 
 
@@ -148,28 +171,31 @@ class DepthTransformer(nn.Module):
         return [head(x_NLD[:, level]) for level, head in enumerate(self.heads)]
 
     def new_cache(self) -> LevelCache:
-        return LevelCache(len(self.blocks))
+        return LevelCache()
 
     def step(self, cache: LevelCache, x_NM: torch.Tensor) -> torch.Tensor:
         """Decoding: the next level's input per row (the hidden state h at level 0, then the sum
         of the codes' level embeddings so far) -> that level's logits (N, K_l + 1). Equal to
         `forward`'s logits of that level, computing one position per level instead of all L."""
-        level = cache.level
-        if level >= len(self.codebook_sizes):
-            raise BadArgument(f"all {len(self.codebook_sizes)} levels are decoded already")
-        x_ND = self.hidden_proj(self.hidden_norm(x_NM))
-        for block, past in zip(self.blocks, cache.blocks, strict=True):
-            x_ND = cast(DepthBlock, block).step(x_ND, level, past)
+        level, L = cache.level, len(self.codebook_sizes)
+        if level >= L:
+            raise BadArgument(f"all {L} levels are decoded already")
+        x_ND = F.linear(self.hidden_norm(x_NM), self.hidden_proj.weight)
+        if level == 0:
+            cache.blocks = [cast(DepthBlock, b).attn.new_kv(x_ND.shape[0], L, x_ND) for b in self.blocks]
+        for block, kv in zip(self.blocks, cache.blocks, strict=True):
+            x_ND = cast(DepthBlock, block).step(x_ND, level, kv)
         cache.level += 1
-        return self.heads[level](self.headnorm(x_ND))
+        head = cast(nn.Linear, self.heads[level])
+        return F.linear(self.headnorm(x_ND), head.weight, head.bias)
 
 
 class LevelCache:
     """What `DepthTransformer.step` keeps between the levels of a batch of positions: each block's
-    keys and values of the levels run so far."""
+    keys and values of the levels run so far (`LevelKV`, allocated for all L levels at level 0)."""
 
-    def __init__(self, n_blocks: int) -> None:
-        self.blocks: list[list[torch.Tensor]] = [[] for _ in range(n_blocks)]
+    def __init__(self) -> None:
+        self.blocks: list[LevelKV] = []
         self.level = 0
 
 

@@ -9,9 +9,10 @@ logits of position l, whose input Σ_{i<l} E_i[c_i] only needs the levels alread
   teacher-forced pass over the final codes (the release instead re-runs the whole 8-position
   stack every level, feeding code 0 where a level is not drawn yet; causality makes the two
   equal, and the cache does 1/L of the work);
-- the extra "end" class K_l is masked at every level, except at level 0 when `allow_end` is
-  "level0" (audio: a level-0 end is the segment's end flag, §8). A position that ends keeps
-  K_0 as its level-0 code and -1 at the levels it never draws;
+- the extra "end" class K_l is masked at every level (left out of the draw, which is the same),
+  except at level 0 when `allow_end` is "level0" (audio: a level-0 end is the segment's end
+  flag, §8). A position that ends keeps K_0 as its level-0 code and -1 at the levels it never
+  draws;
 - classifier-free guidance (§6): with `cfg_scale` != 1 the rows are [N conditional; N
   unconditional]; each level's logits are combined as l_u + s·(l_c − l_u), one code is drawn
   per position, and both rows of that position are fed the same code for the next level.
@@ -42,10 +43,16 @@ class LevelSample:
     logits: tuple[torch.Tensor, ...]  # per level drawn (N, K_l + 1): the guided logits, before the mask
 
 
-def level_embedder(embedding: MultimodalEmbedding, modality: str) -> LevelEmbed:
-    """The level rows of `modality` ("audio" or "visual") in the shared table: (l, c_N) -> E[offset_l + c_N]."""
+def level_embedder(embedding: MultimodalEmbedding, modality: str, *, checked: bool = True) -> LevelEmbed:
+    """The level rows of `modality` ("audio" or "visual") in the shared table: (l, c_N) -> E[offset_l + c_N].
+
+    `checked=False` skips the range check (two host syncs per level), for codes that
+    `sample_levels` drew: they are in [0, K_l) by construction."""
     embedding.vocab.codebook_sizes(modality)  # refuse an unknown modality now, not at the first level
-    return lambda level, codes_N: embedding.level_rows(modality, level, codes_N)
+    if checked:
+        return lambda level, codes_N: embedding.level_rows(modality, level, codes_N)
+    offsets = embedding.vocab.level_offsets(modality)
+    return lambda level, codes_N: embedding.embed_tokens(codes_N + offsets[level])
 
 
 def _level_configs(
@@ -97,26 +104,31 @@ def sample_levels(
     N = R // 2 if guided else R
     cache = head.new_cache()
     x_RM = h_ND  # level 0 reads h; level l the sum of the codes' level embeddings before it
-    prefix_RM = h_ND.new_zeros(h_ND.shape)
-    codes_NL = torch.full((N, L), -1, dtype=torch.long, device=h_ND.device)
     ended_N = torch.zeros(N, dtype=torch.bool, device=h_ND.device)
+    drawn: list[torch.Tensor] = []
     used: list[torch.Tensor] = []
     for level in range(L):
         logits_RK = head.step(cache, x_RM)
         logits_NK = cfg_logits(logits_RK[:N], logits_RK[N:], cfg_scale) if guided else logits_RK
         used.append(logits_NK)
-        allowed_K = torch.ones(logits_NK.shape[-1], dtype=torch.bool, device=h_ND.device)
-        allowed_K[-1] = allow_end == "level0" and level == 0  # the end class
+        may_end = allow_end == "level0" and level == 0
+        # A forbidden end class is left out of the draw, which equals masking it to -inf.
         rows = None if history is None else history[level]
-        drawn_N = sample(logits_NK, configs[level], generator, history=rows, mask_BV=allowed_K)
-        if level == 0:
+        drawn_N = sample(logits_NK if may_end else logits_NK[:, :-1], configs[level], generator, history=rows)
+        if may_end:
             ended_N = drawn_N == head.end_class[0]
-            codes_NL[:, 0] = drawn_N
-        else:  # an ended position's later levels are drawn with the batch, then dropped
-            codes_NL[:, level] = drawn_N.masked_fill(ended_N, -1)
-        if level + 1 == L or bool(ended_N.all()):
+            if bool(ended_N.all()):
+                drawn.append(drawn_N)
+                break
+        drawn.append(drawn_N)  # an ended position's later levels are drawn with the batch, then dropped
+        if level + 1 == L:
             break
-        row_NM = level_embed(level, drawn_N.masked_fill(ended_N, 0)).to(prefix_RM.dtype)
-        prefix_RM = prefix_RM + (torch.cat([row_NM, row_NM]) if guided else row_NM)  # cond and uncond share the code
-        x_RM = prefix_RM
+        row_NM = level_embed(level, drawn_N.masked_fill(ended_N, 0) if may_end else drawn_N).to(h_ND.dtype)
+        row_RM = torch.cat([row_NM, row_NM]) if guided else row_NM  # cond and uncond share the code
+        x_RM = row_RM if level == 0 else x_RM + row_RM
+    if allow_end == "none":  # every level drawn, none ended
+        return LevelSample(codes_NL=torch.stack(drawn, dim=1), ended_N=ended_N, logits=tuple(used))
+    codes_NL = torch.full((N, L), -1, dtype=torch.long, device=h_ND.device)
+    codes_NL[:, : len(drawn)] = torch.stack(drawn, dim=1).masked_fill(ended_N[:, None], -1)
+    codes_NL[:, 0] = drawn[0]  # K_0 where a position ended
     return LevelSample(codes_NL=codes_NL, ended_N=ended_N, logits=tuple(used))

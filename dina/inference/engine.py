@@ -146,8 +146,8 @@ class Engine:
         self.size_open, self.size_close = sp("<longcat_img_token_size>"), sp("</longcat_img_token_size>")
         vocab = self.cfg.vocab
         self.lv, self.la = len(vocab.visual_codebook_sizes), len(vocab.audio_codebook_sizes)
-        self.visual_embed = level_embedder(model.embedding, "visual")
-        self.audio_embed = level_embedder(model.embedding, "audio")
+        self.visual_embed = level_embedder(model.embedding, "visual", checked=False)
+        self.audio_embed = level_embedder(model.embedding, "audio", checked=False)
         # The text stream of speech may hold text ids and the pad that ends it, nothing else.
         self.speech_text_mask = torch.zeros(vocab.audio_offset, dtype=torch.bool)
         self.speech_text_mask[: vocab.text_vocab_size] = True
@@ -260,19 +260,25 @@ class Engine:
                     if state.mode == "image" and state.step == 0 and b not in uncond:
                         uncond[b] = self._prefill_uncond(cache, state, B + b)
             active = [b for b in range(B) if not states[b].out.finished]
-            logits = self.model.lm_head(hidden[active])  # one LM-head call for every row
+            reading = [b for b in active if states[b].mode != "image"]  # image positions ignore the LM head
+            logits = self.model.lm_head(hidden[reading]) if reading else hidden.new_empty(0)  # one call
+            row_logits = dict(zip(reading, logits.split(1), strict=True)) if reading else {}
+            drawn = self._greedy_text(states, reading, logits, gen)
             steps = {
-                b: self._decide(b, states[b], hidden[b], logits[j : j + 1], uncond.get(b), gen, generator, cb)
-                for j, b in enumerate(active)
+                b: self._decide(
+                    b, states[b], hidden[b], row_logits.get(b), drawn.get(b), uncond.get(b), gen, generator, cb
+                )
+                for b in active
             }
             rows = [b for b, step in steps.items() if step is not None]
             if not rows:
                 break
             next_ids, guides, visual, audio = zip(*(steps[b] for b in rows), strict=True)  # type: ignore[misc]
-            x = self._embed(list(next_ids), list(guides), list(visual), list(audio))
+            x = self._step_inputs(list(next_ids), list(guides), list(visual), list(audio))
             twins = [j for j, b in enumerate(rows) if b in uncond]  # unconditional rows read the same inputs
             cache_rows = torch.tensor(rows + [B + rows[j] for j in twins])
-            h_new = backbone_step(self.model.backbone, torch.cat([x, x[twins]]), cache, cache_rows)[:, 0]
+            x = torch.cat([x, x[twins]]) if twins else x
+            h_new = backbone_step(self.model.backbone, x, cache, cache_rows)[:, 0]
             hidden[rows] = h_new[: len(rows)]
             for j, h in zip(twins, h_new[len(rows) :], strict=True):
                 uncond[rows[j]] = h
@@ -280,6 +286,45 @@ class Engine:
                 if states[b].mode != "image":
                     uncond.pop(b, None)
         return [s.out for s in states]
+
+    def _greedy_text(
+        self, states: list[_Row], reading: list[int], logits_RV: torch.Tensor, gen: GenerationConfig
+    ) -> dict[int, int]:
+        """Greedy text ids of every text-mode row in one `sample` call (greedy draws use no random
+        numbers, so drawing them together equals drawing them one by one); {} when text is sampled."""
+        text = [j for j, b in enumerate(reading) if states[b].mode == "text"]
+        if not gen.text.greedy or not text:
+            return {}
+        history = self._text_history([states[reading[j]] for j in text], gen)
+        rows_TV = logits_RV if len(text) == len(reading) else logits_RV[text]
+        tokens = sample(rows_TV, gen.text, history=history).tolist()
+        return {reading[j]: t for j, t in zip(text, tokens, strict=True)}
+
+    @staticmethod
+    def _text_history(states: list[_Row], gen: GenerationConfig) -> list[torch.Tensor] | None:
+        """The last 64 ids of each row, for the repetition penalty (None when it is off)."""
+        if gen.text.repetition_penalty == 1.0:
+            return None
+        return [torch.tensor(s.out.ids[-64:], dtype=torch.long) for s in states]
+
+    def _step_inputs(
+        self, ids: list[int], guides: list[int], visual: list[list[int]], audio: list[list[int]]
+    ) -> torch.Tensor:
+        """`_embed` of one decoding step, by a shorter road where every row is plain text or every
+        row an image position: the same rows of the same table, the same sums (no range checks,
+        whose host syncs cost more than the step's embedding; the codes were drawn in range)."""
+        emb, pad = self.model.embedding, self.ids["img_pad"]
+        plain = all(v[0] == NO_CODE for v in visual) and all(a[0] == NO_CODE for a in audio)
+        if plain and all(g == NO_CODE for g in guides) and all(0 <= i < self.cfg.vocab.audio_offset for i in ids):
+            ids_N = torch.tensor(ids)
+            word_ND = emb.embed_tokens(ids_N)
+            return (word_ND * (~torch.isin(ids_N, self.model.silent_ids))[:, None].to(word_ND.dtype))[:, None]
+        image = all(i == pad and v[0] != NO_CODE for i, v in zip(ids, visual, strict=True))
+        if image and all(g == NO_CODE for g in guides) and all(a[0] == NO_CODE for a in audio):
+            # The pad is silent (its word row is multiplied by 0): the input is the Pre-Buffer alone.
+            rows_NL = torch.tensor(visual) + torch.tensor(self.cfg.vocab.level_offsets("visual"))
+            return emb.pre_buffer(emb.embed_tokens(rows_NL).sum(dim=1))[:, None]
+        return self._embed(ids, guides, visual, audio)
 
     def _prefill_uncond(self, cache: KVCache, state: _Row, row: int) -> torch.Tensor:
         """The unconditional prompt of the image `state` starts (its size tag and start token alone,
@@ -296,22 +341,26 @@ class Engine:
         b: int,
         state: _Row,
         h_D: torch.Tensor,
-        logits_1V: torch.Tensor,
+        logits_1V: torch.Tensor | None,
+        drawn: int | None,
         h_uncond_D: torch.Tensor | None,
         gen: GenerationConfig,
         generator: torch.Generator,
         cb: Callbacks,
     ) -> tuple[int, int, list[int], list[int]] | None:
         """From the row's latest hidden state, what it writes next: (id, guide, visual, audio) of
-        its next input position, or None when the row has finished."""
+        its next input position, or None when the row has finished. `drawn`: the text id already
+        drawn for it (`_greedy_text`), if any; `logits_1V` is None in image mode, which ignores the LM head."""
         none_v, none_a = [NO_CODE] * self.lv, [NO_CODE] * self.la
         out = state.out
         if state.mode == "image":
             return self._image_step(b, state, h_D, h_uncond_D, gen, generator, cb)
+        assert logits_1V is not None
         if state.mode == "speech":
             return self._speech_step(b, state, h_D, logits_1V, gen, generator, cb)
-        history = [torch.tensor(out.ids[-64:], dtype=torch.long)]
-        token = int(sample(logits_1V, gen.text, generator, history=history)[0])
+        token = drawn
+        if token is None:
+            token = int(sample(logits_1V, gen.text, generator, history=self._text_history([state], gen))[0])
         out.ids.append(token)
         if cb.on_text:
             cb.on_text(b, token)
@@ -350,11 +399,12 @@ class Engine:
             ).codes_NL[0]
             if col == 0:
                 seg.codes.append([])
-            seg.codes[-1].append(codes.tolist())
+            code_list = codes.tolist()
+            seg.codes[-1].append(code_list)
             state.out.ids.append(self.ids["img_pad"])
             if col == seg.w - 1 and cb.on_image_row:
                 cb.on_image_row(b, len(seg.codes) - 1, torch.tensor(seg.codes[-1]))
-            return self.ids["img_pad"], NO_CODE, codes.tolist(), none_a
+            return self.ids["img_pad"], NO_CODE, list(code_list), none_a
         last_row = len(seg.codes) == seg.h
         token = self.ids["img_end"] if last_row else self.ids["img_newline"]
         state.out.ids.append(token)

@@ -130,6 +130,14 @@ def _top_p(logits_BV: torch.Tensor, p: float) -> torch.Tensor:
     return logits_BV.masked_fill(drop_BV, float("-inf"))
 
 
+def _refuse(logits_BV: torch.Tensor) -> None:
+    """Say what is wrong with logits some row of which has no finite max."""
+    if bool((torch.isnan(logits_BV) | torch.isposinf(logits_BV)).any()):
+        raise BadArgument("logits contain NaN or +inf")
+    rows = torch.isneginf(logits_BV).all(dim=-1).nonzero().flatten().tolist()
+    raise BadArgument(f"every class is masked (-inf) in rows {rows}: nothing to sample")
+
+
 def sample(
     logits_BV: torch.Tensor,
     cfg: SamplingConfig,
@@ -150,13 +158,13 @@ def sample(
         if mask_BV.dtype != torch.bool:
             raise BadArgument(f"mask must be a bool tensor, got {mask_BV.dtype}")
         logits = logits.masked_fill(~mask_BV.to(logits.device), float("-inf"))
-    broken = (torch.isnan(logits) | torch.isposinf(logits)).any()
-    dead_B = torch.isneginf(logits).all(dim=-1)
-    if bool(broken | dead_B.any()):  # one host sync on the happy path
-        if broken:
-            raise BadArgument("logits contain NaN or +inf")
-        rows = dead_B.nonzero().flatten().tolist()
-        raise BadArgument(f"every class is masked (-inf) in rows {rows}: nothing to sample")
+    # A row's max is finite unless the row holds a NaN or +inf, or is -inf throughout: one check,
+    # one host sync on the happy path. Greedy without a penalty takes the argmax from the same max.
+    top = logits.max(dim=-1)
+    if not bool(top.values.isfinite().all()):
+        _refuse(logits)
+    if cfg.greedy and (history is None or cfg.repetition_penalty == 1.0):
+        return top.indices  # the first maximal class, as argmax
     logits = apply_repetition_penalty(logits, history, cfg.repetition_penalty)
     if cfg.greedy:
         return logits.argmax(dim=-1)

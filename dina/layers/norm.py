@@ -11,6 +11,7 @@ Shapes: `x_ND` = N vectors (any leading dims) of D features.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -24,6 +25,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x_ND: torch.Tensor) -> torch.Tensor:
         """(..., D) -> (..., D)."""
+        if x_ND.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            # The same formula in one call (no casts to make), a few small ops fewer per decoding step.
+            return F.rms_norm(x_ND, self.weight.shape, self.weight, self.eps)
         x32 = x_ND.float()
         y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return (self.weight.float() * y).to(x_ND.dtype)

@@ -120,3 +120,20 @@ def test_the_layer_builds_with_mla():
     x = torch.randn(5, MLA.dim)
     out = layer(x, torch.tensor([0, 5]), rotary_tables(torch.arange(5), MLA.rope_dim, theta=MLA.rope_theta))
     assert out.x_ND.shape == (5, MLA.dim)
+
+
+def test_decode_is_the_wired_output_and_the_norm_keeps_its_formula(layer):
+    x = torch.randn(5, CFG.dim, generator=torch.Generator().manual_seed(4))
+    cu = torch.tensor([0, 5])
+    rot = rotary_tables(torch.arange(5), CFG.head_dim, theta=CFG.rope_theta)
+
+    def attend(s, y):
+        return layer.attns[s](y, cu, rot)
+
+    assert torch.equal(layer.decode(x, attend), layer.wired(x, attend).x_ND)
+    norm = layer.input_norms[0]
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    formula = norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps))  # the fp32 fast path
+    torch.testing.assert_close(norm(x), formula, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(norm(x.double()), formula.double(), atol=1e-6, rtol=1e-6)  # the cast path

@@ -117,3 +117,8 @@ def test_the_dense_path_for_a_few_tokens_computes_the_same_sum(moe, monkeypatch)
     looped = moe.experts(x, routing.indices_NK, routing.weights_NK)
     assert bool((routing.indices_NK >= moe.cfg.n_experts).any())  # zero experts are among the picks
     torch.testing.assert_close(dense, looped, atol=1e-5, rtol=1e-5)
+
+
+def test_mix_is_the_forward_output_without_counters(moe):
+    x = _x()
+    assert torch.equal(moe.mix(x), moe(x).out_ND)

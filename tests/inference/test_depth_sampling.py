@@ -207,3 +207,15 @@ def test_level_embedder_reads_the_shared_table():
             assert torch.equal(level_embed(lvl, codes[:, lvl]), emb.level_embeddings(modality, codes)[:, lvl])
     with pytest.raises(BadCodes):
         level_embedder(emb, "audio")(1, torch.tensor([4]))  # level 1 of audio has 4 codes
+
+
+def test_the_unchecked_level_embedder_reads_the_same_rows():
+    vocab = VocabConfig(
+        text_vocab_size=32, n_special=64, audio_codebook_sizes=(8, 4), visual_codebook_sizes=(16, 16), pad_to_multiple=8
+    )
+    emb = MultimodalEmbedding(vocab, M, 32)
+    codes = torch.tensor([[7, 3], [0, 1]])
+    for modality in ("audio", "visual"):
+        checked, unchecked = level_embedder(emb, modality), level_embedder(emb, modality, checked=False)
+        for lvl in range(2):
+            assert torch.equal(unchecked(lvl, codes[:, lvl]), checked(lvl, codes[:, lvl]))

@@ -14,6 +14,7 @@ from dina.inference.sampling import GREEDY, SamplingConfig
 from dina.model.batch import collate
 from dina.model.native import NativeModel
 from dina.presets import tiny
+from dina.sequence.document import NO_CODE
 from dina.sequence.formats import ImageItem, SpeechItem, build_document
 from dina.text.bpe import TextTokenizer
 
@@ -206,3 +207,37 @@ def test_bad_input(model, tok):
     ngram = dataclasses.replace(tiny(), backbone=dataclasses.replace(tiny().backbone, ngram_vocab_ratio=2))
     with pytest.raises(BadConfig, match="n-gram"):
         Engine(NativeModel(ngram), tok)
+
+
+def test_step_inputs_equal_the_training_embedding(model, tok):
+    engine = Engine(model, tok)
+    lv, la, pad = engine.lv, engine.la, engine.ids["img_pad"]
+    none_v, none_a = [NO_CODE] * lv, [NO_CODE] * la
+    text = [5, pad, tok.special_id("</longcat_s>")]  # the pad is silent: a zero row
+    codes = [[3, 1, 4, 1, 5, 9, 2, 6], [0] * lv]
+    for ids, guides, visual, audio in (
+        (text, [NO_CODE] * 3, [none_v] * 3, [none_a] * 3),  # plain text
+        ([pad, pad], [NO_CODE] * 2, codes, [none_a] * 2),  # image positions
+        ([5, pad], [NO_CODE] * 2, [none_v, codes[0]], [none_a] * 2),  # mixed: the general road
+    ):
+        fast = engine._step_inputs(ids, guides, visual, audio)
+        assert torch.equal(fast, engine._embed(ids, guides, visual, audio))
+
+
+def test_backbone_steps_of_rows_out_of_order_and_unequal_lengths_equal_steps_alone(model):
+    torch.manual_seed(5)
+    D = model.cfg.backbone.dim
+    lengths = {0: 3, 2: 5, 3: 1}
+    together = KVCache(model.cfg.backbone, 4, 8)
+    alone = {b: KVCache(model.cfg.backbone, 1, 8) for b in lengths}
+    prompts = {b: torch.randn(1, n, D) for b, n in lengths.items()}
+    for b, x in prompts.items():
+        backbone_step(model.backbone, x, together, torch.tensor([b]))
+        backbone_step(model.backbone, x, alone[b], torch.tensor([0]))
+    for rows in ([3, 0, 2], [0, 2], [2, 3]):  # out of order, a gap, consecutive with unequal lengths
+        x = torch.randn(len(rows), 1, D)
+        got = backbone_step(model.backbone, x, together, torch.tensor(rows))
+        for j, b in enumerate(rows):
+            want = backbone_step(model.backbone, x[j : j + 1], alone[b], torch.tensor([0]))
+            torch.testing.assert_close(got[j], want[0], atol=1e-5, rtol=1e-5)
+    assert together.lengths_B.tolist() == [5, 0, 8, 3]

@@ -220,3 +220,13 @@ def test_release_presets():
     assert astuple(IMAGE_DEFAULT) == (0.5, 1024, 0.75, 1.0)
     assert astuple(AUDIO_DEFAULT) == (0.5, 5, 0.85, 1.3)
     assert GREEDY.greedy and not AUDIO_DEFAULT.greedy
+
+
+def test_greedy_takes_the_first_of_tied_maxima_and_refuses_broken_rows():
+    logits = torch.tensor([[1.0, 3.0, 3.0, 2.0], [5.0, 5.0, 5.0, 5.0], [-math.inf, 0.0, -math.inf, 0.0]])
+    assert sample(logits, GREEDY).tolist() == logits.argmax(dim=-1).tolist() == [1, 0, 1]
+    for bad in (math.nan, math.inf):
+        with pytest.raises(BadArgument, match="NaN"):
+            sample(torch.tensor([[0.0, 1.0], [bad, 0.0]]), GREEDY)
+    with pytest.raises(BadArgument, match=r"rows \[0\]"):
+        sample(torch.full((1, 3), -math.inf), GREEDY)
