@@ -6,8 +6,8 @@ import re
 
 from dina.cli.main import main
 from dina.demo import DemoPlan
-from dina.demo.run import MODEL_STAGES, goals, held_out_speech
-from dina.io.atomic import write_jsonl
+from dina.demo.run import MODEL_STAGES, Stages, _resumable, goals, held_out_speech
+from dina.io.atomic import write_json, write_jsonl
 from dina.io.manifest import read_manifest
 
 
@@ -52,3 +52,31 @@ def test_goals_compare_in_the_right_direction():
     assert got["caption_attribute_accuracy"]["met"] is True and got["vqa_accuracy"]["met"] is False
     assert got["asr_wer"]["met"] is True and got["tts_judge_wer"]["met"] is False
     assert got["geneval_overall"] == {"value": None, "goal": ">= 0.5", "met": None}
+
+
+def test_a_stage_after_one_that_ran_runs_again_and_drops_its_stale_run(tmp_path):
+    calls: list[str] = []
+    names = ["a", "b"]
+
+    def run_all(a_param: int) -> Stages:
+        stages = Stages(tmp_path, names, lambda line: None)
+        stages("a", {"p": a_param}, lambda: calls.append("a") or 1)
+        stages("b", {"p": 0}, lambda: calls.append("b") or 2)
+        return stages
+
+    run_all(0)
+    run_all(0)
+    assert calls == ["a", "b"]  # both reused the second time
+    run_all(1)
+    assert calls == ["a", "b", "a", "b"]  # b's parameters did not change, but a ran again
+
+    run = tmp_path / "run"
+    write_json(run / "plan.json", {"steps": 3})
+    (run / "metrics.jsonl").write_text("{}\n")
+    quiet = Stages(tmp_path, ["c"], lambda line: None)
+    assert _resumable(run, {"steps": 3}, quiet, print)  # interrupted, same plan, inputs unchanged
+    quiet.upstream_ran = True  # an earlier stage ran again: the run was made from other inputs
+    assert not _resumable(run, {"steps": 3}, quiet, print) and not run.exists()
+    write_json(run / "plan.json", {"steps": 3})
+    (run / "metrics.jsonl").write_text("{}\n")
+    assert not _resumable(run, {"steps": 4}, Stages(tmp_path, ["c"], print), print) and not run.exists()

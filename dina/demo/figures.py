@@ -95,3 +95,20 @@ def spectrogram(wav: Path, path: Path, title: str = "") -> Path:
     ax.set_yticks([])
     ax.set_title(title, fontsize=8)
     return _save(fig, path)
+
+
+def image_grid(rows: Sequence[tuple[str, Sequence[tuple[Path, str]]]], path: Path) -> Path:
+    """Rows of (label, [(image, caption), ...]) in one picture, e.g. for the README."""
+    cols = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.6 * cols, 2.5 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(images):
+                image, caption = images[c]
+                ax.imshow(plt.imread(image), interpolation="nearest")
+                ax.set_title(caption, fontsize=6, wrap=True)
+        axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, rotation=90, ha="right", va="center")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -200,6 +200,8 @@ def write_report(
         "the tokenizers, per stage (vision: SAE, RVQ, decoder, refiner; audio: five stages)",
     )  # fmt: skip
     moe_png = figures.moe_heatmap(metrics["moe_share_last_window"], n_routed, assets / "moe.png")
+    recon_cards = _vision_pairs(tokenizers["vision"], data["shapes_val"] / "manifest.jsonl", out, assets)
+    _grid(out, assets, shown, data["shapes_val"] / "manifest.jsonl")
     seconds = metrics["seconds"]
     vision, audio = metrics["vision_tokenizer"], metrics["audio_tokenizer"]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>dina demo</title><style>{STYLE}</style></head><body>
@@ -212,7 +214,7 @@ def write_report(
 <p class="small">PSNR {vision["no_refine"]["psnr"]:.1f} dB without the refiner; the judge recovers the exact scene from
 {vision.get("judge_scene_accuracy_reconstructed_no_refine", float("nan")):.2f} of reconstructions
 (originals {vision.get("judge_scene_accuracy_original", float("nan")):.2f}).</p>
-{_vision_pairs(tokenizers["vision"], data["shapes_val"] / "manifest.jsonl", out, assets)}
+{recon_cards}
 <h2>Audio tokenizer: held-out voices through 12.5 Hz codes</h2>
 <p class="small">Whisper tiny.en judge WER {_fmt(audio.get("judge_wer_original"))} on the originals,
 {_fmt(audio.get("judge_wer_reconstructed"))} on the reconstructions.</p>
@@ -230,6 +232,18 @@ def write_report(
 """
     write_text(out / "report.html", page)
     return out / "report.html"
+
+
+def _grid(out: Path, assets: Path, shown: Mapping[str, Any], manifest: Path) -> Path:
+    """`report/grid.png`: held-out originals over their reconstructions, and the paintings under
+    their prompts (the picture the README shows)."""
+    rows = read_manifest(manifest)[:4]
+    originals = [(manifest.parent / r["path"], "held-out image") for r in rows]
+    recons = [(assets / f"recon_{i}.png", "its reconstruction from codes") for i in range(len(rows))]
+    paints = [(Path(p["png"]), f"{p['grid']}: {p['prompt']}") for p in shown["paint"]]
+    return figures.image_grid(
+        [("dNaViT input", originals), ("decoded codes", recons), ("painted by the model", paints)], assets / "grid.png"
+    )
 
 
 def tokenizer_curves(out: Path) -> dict[str, list[dict[str, Any]]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,12 +104,14 @@ class Stages:
         self.out, self.names, self.log = out, names, log
         self.start = time.perf_counter()
         self.seconds: dict[str, float] = {}
+        self.ran = False  # once a stage runs, every later one runs too: it may depend on it
+        self.upstream_ran = False  # whether an earlier stage ran in this call (set per stage)
 
     def __call__(self, name: str, params: Mapping[str, Any], run: Callable[[], Any]) -> Any:
         record = self.out / "stages" / f"{name}.json"
         params = json.loads(json.dumps(params))
         index = self.names.index(name) + 1
-        if record.exists():
+        if record.exists() and not self.ran:
             done = json.loads(record.read_text())
             if done.get("params") == params:
                 self.seconds[name] = done["seconds"]
@@ -116,6 +119,7 @@ class Stages:
                 return done["result"]
         elapsed = time.perf_counter() - self.start
         self.log(f"[demo {index}/{len(self.names)}] {name} ... ({elapsed / 60:.1f} min elapsed)")
+        self.upstream_ran, self.ran = self.ran, True
         t0 = time.perf_counter()
         result = run()
         took = time.perf_counter() - t0
@@ -178,9 +182,19 @@ def _scalars(result: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if not (isinstance(v, list) and v and isinstance(v[0], (dict, str)))}
 
 
-def _train_dir(directory: Path) -> bool:
-    """Whether an interrupted run exists there (then the stage resumes it)."""
-    return (directory / "metrics.jsonl").exists()
+def _resumable(directory: Path, plan: Mapping[str, Any], stages: Stages, log: Callable[[str], None]) -> bool:
+    """Whether `directory` holds an interrupted run of this very plan on unchanged inputs (the
+    stage resumes it). Any other run there is a stale stage of an earlier demo and is removed:
+    one of another plan, or one made before an earlier stage ran again."""
+    if not (directory / "metrics.jsonl").exists():
+        return False
+    stored = directory / "plan.json"
+    same_plan = stored.exists() and json.loads(stored.read_text()) == json.loads(json.dumps(plan))
+    if same_plan and not stages.upstream_ran:
+        return True
+    log(f"[demo] {directory} holds a stale run: starting it again")
+    shutil.rmtree(directory)
+    return False
 
 
 def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print) -> dict:
@@ -213,7 +227,12 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
 
         def vision() -> dict:
             train_vision(
-                data["shapes_train"], vision_dir, preset.vision, vision_plan, resume=_train_dir(vision_dir), log=log
+                data["shapes_train"],
+                vision_dir,
+                preset.vision,
+                vision_plan,
+                resume=_resumable(vision_dir, dataclasses.asdict(vision_plan), stage, log),
+                log=log,
             )
             return {"tokenizer": str(vision_dir / "tokenizer")}
 
@@ -226,7 +245,12 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
 
         def audio() -> dict:
             train_audio(
-                data["speech_train"], audio_dir, preset.audio, audio_plan, resume=_train_dir(audio_dir), log=log
+                data["speech_train"],
+                audio_dir,
+                preset.audio,
+                audio_plan,
+                resume=_resumable(audio_dir, dataclasses.asdict(audio_plan), stage, log),
+                log=log,
             )
             return {"tokenizer": str(audio_dir / "tokenizer")}
 
@@ -247,7 +271,7 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
                 train_model(
                     model_data, run_dir, preset, stage_plan,
                     vision_tokenizer=vision_dir / "tokenizer", audio_tokenizer=audio_dir / "tokenizer",
-                    init=init, resume=_train_dir(run_dir), log=log,
+                    init=init, resume=_resumable(run_dir, stage_plan.to_dict(), stage, log), log=log,
                 )  # fmt: skip
                 return json.loads((run_dir / "summary.json").read_text())
 
