@@ -4,6 +4,7 @@ the MoE's expert-by-modality routing (report Fig. 11's data), and log-mel spectr
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def spectrogram(wav: Path, path: Path, title: str = "") -> Path:
 def image_grid(rows: Sequence[tuple[str, Sequence[tuple[Path, str]]]], path: Path) -> Path:
     """Rows of (label, [(image, caption), ...]) in one picture, e.g. for the README."""
     cols = max(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.6 * cols, 2.5 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.8 * cols, 2.8 * len(rows)), squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(cols):
             ax = axes[r][c]
@@ -108,7 +109,7 @@ def image_grid(rows: Sequence[tuple[str, Sequence[tuple[Path, str]]]], path: Pat
             if c < len(images):
                 image, caption = images[c]
                 ax.imshow(plt.imread(image), interpolation="nearest")
-                ax.set_title(caption, fontsize=6, wrap=True)
+                ax.set_title(textwrap.fill(caption, 44), fontsize=6)
         axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, rotation=90, ha="right", va="center")
     fig.tight_layout()
     return _save(fig, path)
