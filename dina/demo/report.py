@@ -75,7 +75,7 @@ def _rows(metrics: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
 
 @torch.no_grad()
 def _vision_pairs(tokenizer_dir: Path, manifest: Path, out: Path, assets: Path) -> str:
-    """Held-out images beside their reconstructions through the codes (refined and not)."""
+    """Held-out images beside their reconstructions from codes (the pixel decoder, no refiner)."""
     from dina.vision.tokenizer import VisionTokenizer
 
     model = VisionTokenizer.from_pretrained(tokenizer_dir).eval()

@@ -147,7 +147,8 @@ def held_out_speech(raw_manifest: Path, train_manifest: Path) -> Path:
     return path
 
 
-def _data_stages(out: Path, plan: DemoPlan, stage: Stages) -> dict[str, Path]:
+def _data_stages(out: Path, plan: DemoPlan, stage: Stages) -> tuple[dict[str, Path], float]:
+    """The data's paths, and the seconds of training speech."""
     from dina.data import shapes
     from dina.data.speech.world import generate_world
 
@@ -168,13 +169,13 @@ def _data_stages(out: Path, plan: DemoPlan, stage: Stages) -> dict[str, Path]:
         **world("speech_held", plan.speech_held, s + 1, HELD_OUT_VOICES),
         "unseen": str(held_out_speech(data / "speech_held" / "manifest.jsonl", Path(train["manifest"]))),
     })  # fmt: skip
-    return {
+    paths = {
         "shapes_train": data / "shapes_train",
         "shapes_val": data / "shapes_val",
         "speech_train": data / "speech_train",
         "speech_held": Path(held["unseen"]),
-        "speech_train_seconds": train["seconds_audio"],
-    }  # type: ignore[return-value]
+    }
+    return paths, train["seconds_audio"]
 
 
 def _scalars(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,6 +196,26 @@ def _resumable(directory: Path, plan: Mapping[str, Any], stages: Stages, log: Ca
     log(f"[demo] {directory} holds a stale run: starting it again")
     shutil.rmtree(directory)
     return False
+
+
+def _tokenizer_stage(
+    stages: Stages,
+    name: str,
+    train: Callable[..., Any],
+    data: Path,
+    out: Path,
+    config: Any,
+    plan: Any,
+    log: Callable[[str], None],
+) -> None:
+    """Train a tokenizer (`train_vision` or `train_audio`) into `out/tokenizer` as stage `name`."""
+    params = dataclasses.asdict(plan)
+
+    def run() -> dict:
+        train(data, out, config, plan, resume=_resumable(out, params, stages, log), log=log)
+        return {"tokenizer": str(out / "tokenizer")}
+
+    stages(name, {"plan": params}, run)
 
 
 def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print) -> dict:
@@ -219,42 +240,19 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
     try:
-        data = _data_stages(out, plan, stage)
+        data, speech_seconds = _data_stages(out, plan, stage)
         preset = tiny()
         vision_dir, audio_dir = out / "vision", out / "audio"
 
         vision_plan = _staged(VisionTrainPlan, plan.vision_steps, plan.seed)
-
-        def vision() -> dict:
-            train_vision(
-                data["shapes_train"],
-                vision_dir,
-                preset.vision,
-                vision_plan,
-                resume=_resumable(vision_dir, dataclasses.asdict(vision_plan), stage, log),
-                log=log,
-            )
-            return {"tokenizer": str(vision_dir / "tokenizer")}
-
-        stage("vision", {"plan": dataclasses.asdict(vision_plan)}, vision)
+        _tokenizer_stage(
+            stage, "vision", train_vision, data["shapes_train"], vision_dir, preset.vision, vision_plan, log
+        )
         vision_eval = stage("vision_eval", {"n": plan.tokenizer_eval}, lambda: evaluate_vision(
             VisionTokenizer.from_pretrained(vision_dir / "tokenizer"), data["shapes_val"] / "manifest.jsonl",
             limit=plan.tokenizer_eval))  # fmt: skip
-
         audio_plan = _staged(AudioTrainPlan, plan.audio_steps, plan.seed)
-
-        def audio() -> dict:
-            train_audio(
-                data["speech_train"],
-                audio_dir,
-                preset.audio,
-                audio_plan,
-                resume=_resumable(audio_dir, dataclasses.asdict(audio_plan), stage, log),
-                log=log,
-            )
-            return {"tokenizer": str(audio_dir / "tokenizer")}
-
-        stage("audio", {"plan": dataclasses.asdict(audio_plan)}, audio)
+        _tokenizer_stage(stage, "audio", train_audio, data["speech_train"], audio_dir, preset.audio, audio_plan, log)
         audio_eval = stage("audio_eval", {"n": plan.tokenizer_eval}, lambda: evaluate_audio(
             AudioTokenizer.from_pretrained(audio_dir / "tokenizer"), data["speech_held"], limit=plan.tokenizer_eval))  # fmt: skip
 
@@ -290,7 +288,7 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
     metrics = {
         "plan": plan.params(),
         "seconds": {**stage.seconds, "total": round(sum(stage.seconds.values()), 1)},
-        "data": {"speech_train_seconds": data["speech_train_seconds"]},
+        "data": {"speech_train_seconds": speech_seconds},
         "vision_tokenizer": _scalars(vision_eval),
         "audio_tokenizer": _scalars(audio_eval),
         "model_training": {name: summaries[name]["losses"] for name in MODEL_STAGES},
