@@ -51,7 +51,7 @@ def test_goals_compare_in_the_right_direction():
     got = goals({"caption_attribute_accuracy": 0.8, "vqa_accuracy": 0.69, "asr_wer": 0.25, "tts_judge_wer": 0.41})
     assert got["caption_attribute_accuracy"]["met"] is True and got["vqa_accuracy"]["met"] is False
     assert got["asr_wer"]["met"] is True and got["tts_judge_wer"]["met"] is False
-    assert got["geneval_overall"] == {"value": None, "goal": ">= 0.5", "met": None}
+    assert got["geneval_overall"] == {"value": None, "goal": 0.5, "better": "higher", "met": None}
 
 
 def test_a_stage_after_one_that_ran_runs_again_and_drops_its_stale_run(tmp_path):

@@ -173,12 +173,15 @@ def _speech_table(entries: Sequence[Mapping[str, Any]], out: Path, assets: Path,
 def _goals(goals: Mapping[str, Mapping[str, Any]]) -> str:
     rows = []
     for name, g in goals.items():
+        sign = "≥" if g["better"] == "higher" else "≤"
         mark = (
             ""
             if g["met"] is None
             else ("<span class='ok'>met</span>" if g["met"] else "<span class='no'>not met</span>")
         )
-        rows.append(f"<tr><td>{esc(name)}</td><td>{_fmt(g['value'])}</td><td>{esc(g['goal'])}</td><td>{mark}</td></tr>")
+        rows.append(
+            f"<tr><td>{esc(name)}</td><td>{_fmt(g['value'])}</td><td>{sign} {g['goal']}</td><td>{mark}</td></tr>"
+        )
     return f"<table><tr><th>figure (held-out)</th><th>reached</th><th>goal</th><th></th></tr>{''.join(rows)}</table>"
 
 
@@ -196,7 +199,7 @@ def write_report(
     formats = sorted({k for rows in curves.values() for r in rows for k in r if k.startswith("loss/")})
     model_png = figures.loss_curves(curves, formats, assets / "model_losses.png", "the native model, per format")
     tok_png = figures.loss_curves(
-        {name: rows for name, rows in tokenizer_curves(out).items()}, ["loss"], assets / "tokenizer_losses.png",
+        tokenizer_curves(out), ["loss"], assets / "tokenizer_losses.png",
         "the tokenizers, per stage (vision: SAE, RVQ, decoder, refiner; audio: five stages)",
     )  # fmt: skip
     moe_png = figures.moe_heatmap(metrics["moe_share_last_window"], n_routed, assets / "moe.png")

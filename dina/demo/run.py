@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from dina.bench import goal
 from dina.io.atomic import ensure_dir, write_json, write_jsonl
 from dina.io.manifest import read_manifest
 
@@ -94,11 +95,17 @@ class DemoPlan:
         )
 
     def params(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return as_json(dataclasses.asdict(self))
+
+
+def as_json(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples as lists), so that stored and current compare equal."""
+    return json.loads(json.dumps(value))
 
 
 class Stages:
-    """Runs named stages under `out`, reusing finished ones, and logs progress with an ETA."""
+    """Runs named stages under `out`, reusing finished ones, and logs each with the time elapsed
+    (the training and evaluation loops inside show progress bars with their ETAs)."""
 
     def __init__(self, out: Path, names: list[str], log: Callable[[str], None]) -> None:
         self.out, self.names, self.log = out, names, log
@@ -109,7 +116,7 @@ class Stages:
 
     def __call__(self, name: str, params: Mapping[str, Any], run: Callable[[], Any]) -> Any:
         record = self.out / "stages" / f"{name}.json"
-        params = json.loads(json.dumps(params))
+        params = as_json(params)
         index = self.names.index(name) + 1
         if record.exists() and not self.ran:
             done = json.loads(record.read_text())
@@ -127,15 +134,6 @@ class Stages:
         self.seconds[name] = round(took, 1)
         self.log(f"[demo {index}/{len(self.names)}] {name}: done in {took:.0f} s")
         return result
-
-
-def _staged(plan_cls: Any, steps: Mapping[str, int], seed: int) -> Any:
-    plan = plan_cls(seed=seed)
-    resized = {}
-    for name, n in steps.items():
-        stage = getattr(plan, name)
-        resized[name] = dataclasses.replace(stage, steps=n, warmup=min(stage.warmup, n // 2))
-    return dataclasses.replace(plan, **resized)
 
 
 def held_out_speech(raw_manifest: Path, train_manifest: Path) -> Path:
@@ -190,7 +188,7 @@ def _resumable(directory: Path, plan: Mapping[str, Any], stages: Stages, log: Ca
     if not (directory / "metrics.jsonl").exists():
         return False
     stored = directory / "plan.json"
-    same_plan = stored.exists() and json.loads(stored.read_text()) == json.loads(json.dumps(plan))
+    same_plan = stored.exists() and json.loads(stored.read_text()) == as_json(plan)
     if same_plan and not stages.upstream_ran:
         return True
     log(f"[demo] {directory} holds a stale run: starting it again")
@@ -244,14 +242,14 @@ def run_demo(out: str | Path, plan: DemoPlan, log: Callable[[str], None] = print
         preset = tiny()
         vision_dir, audio_dir = out / "vision", out / "audio"
 
-        vision_plan = _staged(VisionTrainPlan, plan.vision_steps, plan.seed)
+        vision_plan = VisionTrainPlan(seed=plan.seed).with_stage_steps(plan.vision_steps)
         _tokenizer_stage(
             stage, "vision", train_vision, data["shapes_train"], vision_dir, preset.vision, vision_plan, log
         )
         vision_eval = stage("vision_eval", {"n": plan.tokenizer_eval}, lambda: evaluate_vision(
             VisionTokenizer.from_pretrained(vision_dir / "tokenizer"), data["shapes_val"] / "manifest.jsonl",
             limit=plan.tokenizer_eval))  # fmt: skip
-        audio_plan = _staged(AudioTrainPlan, plan.audio_steps, plan.seed)
+        audio_plan = AudioTrainPlan(seed=plan.seed).with_stage_steps(plan.audio_steps)
         _tokenizer_stage(stage, "audio", train_audio, data["speech_train"], audio_dir, preset.audio, audio_plan, log)
         audio_eval = stage("audio_eval", {"n": plan.tokenizer_eval}, lambda: evaluate_audio(
             AudioTokenizer.from_pretrained(audio_dir / "tokenizer"), data["speech_held"], limit=plan.tokenizer_eval))  # fmt: skip
@@ -316,10 +314,5 @@ GOALS = (
 
 
 def goals(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each goal with the value reached and whether it is met (None when the figure is missing)."""
-    out = {}
-    for name, target, higher in GOALS:
-        value = evaluation.get(name)
-        met = None if value is None else (value >= target if higher else value <= target)
-        out[name] = {"value": value, "goal": f"{'>=' if higher else '<='} {target}", "met": met}
-    return out
+    """Each goal's verdict (`dina.bench.goal`) on the value reached; `met` is None when it is missing."""
+    return {name: goal(evaluation.get(name), target, higher_is_better=higher) for name, target, higher in GOALS}

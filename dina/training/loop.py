@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dina.errors import BadArgument
 from dina.training.checkpoint import load_checkpoint, save_checkpoint
 from dina.training.metrics import MetricsLog
 
@@ -43,20 +44,27 @@ class StagedPlan:
 
     stages: ClassVar[tuple[str, ...]] = ()
 
-    def _with_each(self, steps_of: Callable[[StagePlan], int]) -> Self:
-        def resize(p: StagePlan) -> StagePlan:
-            steps = steps_of(p)
+    def _with_each(self, steps_of: Callable[[str, StagePlan], int]) -> Self:
+        def resize(name: str, p: StagePlan) -> StagePlan:
+            steps = steps_of(name, p)
             return dataclasses.replace(p, steps=steps, warmup=min(p.warmup, steps // 2))
 
-        return dataclasses.replace(self, **{name: resize(getattr(self, name)) for name in self.stages})  # type: ignore[type-var]
+        return dataclasses.replace(self, **{name: resize(name, getattr(self, name)) for name in self.stages})  # type: ignore[type-var]
 
     def scaled(self, factor: float) -> Self:
         """The same plan with every stage's steps multiplied by `factor` (at least 2 each)."""
-        return self._with_each(lambda p: max(2, round(p.steps * factor)))
+        return self._with_each(lambda _, p: max(2, round(p.steps * factor)))
 
     def with_steps(self, steps: int) -> Self:
         """The same plan with `steps` steps in every stage."""
-        return self._with_each(lambda p: steps)
+        return self._with_each(lambda _, p: steps)
+
+    def with_stage_steps(self, steps: Mapping[str, int]) -> Self:
+        """The same plan with `steps[name]` steps in each named stage (the others unchanged)."""
+        unknown = sorted(set(steps) - set(self.stages))
+        if unknown:
+            raise BadArgument(f"unknown stages {', '.join(unknown)}; this plan has {', '.join(self.stages)}")
+        return self._with_each(lambda name, p: steps.get(name, p.steps))
 
 
 def lr_at(plan: StagePlan, step: int) -> float:

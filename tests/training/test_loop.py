@@ -41,3 +41,16 @@ def test_resume_after_a_crash_gives_the_uninterrupted_curve(tmp_path):
         _run(tmp_path / "b", crash_at=10)
     resumed = _run(tmp_path / "b", resume=True)
     assert resumed == full and full[-1] < full[0]
+
+
+def test_with_stage_steps_resizes_the_named_stages_only():
+    from dina.errors import BadArgument
+    from dina.vision.train import VisionTrainPlan
+
+    plan = VisionTrainPlan()
+    resized = plan.with_stage_steps({"sae": 10, "decoder": 3})
+    assert (resized.sae.steps, resized.decoder.steps) == (10, 3)
+    assert resized.decoder.warmup == 1  # at most half the steps, as with_steps and scaled resize
+    assert (resized.rvq, resized.refiner) == (plan.rvq, plan.refiner)
+    with pytest.raises(BadArgument, match="unknown stages nope"):
+        plan.with_stage_steps({"nope": 1})
