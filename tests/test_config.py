@@ -55,6 +55,8 @@ def test_configs_are_frozen_and_keyword_only():
         lambda: BackboneConfig(top_k=0),
         lambda: dc.replace(vision_tiny(), decoder=dc.replace(vision_tiny().decoder, code_dim=32)),
         lambda: dc.replace(vision_tiny(), refiner=dc.replace(vision_tiny().refiner, cond_dim=32)),
+        lambda: dc.replace(vision_tiny(), quant_whiten=1.5),
+        lambda: dc.replace(vision_tiny(), quant_proj="mlp"),  # quant_whiten is for "pca" only
         lambda: dc.replace(audio_tiny(), mel=MelConfig(n_mels=128)),
         lambda: dc.replace(audio_tiny(), rvq=dc.replace(audio_tiny().rvq, dim=256)),
         lambda: VocabConfig(n_special=3),

@@ -33,6 +33,7 @@ class VisionTokenizerConfig(ConfigBase):
     quant_proj: str = (
         "mlp"  # f_proj: "mlp" (release quant_conv) or "pca" (ours; `dina.vision.tokenizer.QuantProjection`)
     )
+    quant_whiten: float = 0.0  # "pca" only: output i has variance ∝ λ_i^(1 - quant_whiten); 1 = whitened
 
     def __post_init__(self) -> None:
         p, s, d = self.preprocess, self.sae, self.decoder
@@ -43,6 +44,8 @@ class VisionTokenizerConfig(ConfigBase):
         _check(self.refiner.patch_px == p.token_px, f"refiner patch_px must be {p.token_px}")
         _check(self.quant_proj in ("mlp", "pca"), f"quant_proj must be 'mlp' or 'pca', got {self.quant_proj!r}")
         _check(self.quant_proj == "mlp" or self.rvq.dim <= s.out_dim, "a 'pca' quant_proj cannot widen the features")
+        _check(0.0 <= self.quant_whiten <= 1.0, f"quant_whiten must be in [0, 1], got {self.quant_whiten}")
+        _check(self.quant_proj == "pca" or self.quant_whiten == 0.0, "quant_whiten applies to a 'pca' quant_proj only")
 
     @property
     def token_px(self) -> int:
@@ -69,6 +72,7 @@ def vision_tiny() -> VisionTokenizerConfig:
         refiner=RefinerConfig(channels=32, channel_mults=(1, 2), cond_dim=128, steps=8),
         semantic_decoder_dim=256,
         quant_proj="pca",
+        quant_whiten=0.5,
     )
 
 

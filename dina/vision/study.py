@@ -58,7 +58,7 @@ def rvq_depth(model: VisionTokenizer, train_feats, val_feats, steps: int, seed: 
     result: dict[str, Any] = {}
     for levels in (1, 2, 8):
         torch.manual_seed(seed)
-        proj = QuantProjection(c.sae.out_dim, c.rvq.dim, c.quant_proj)
+        proj = QuantProjection(c.sae.out_dim, c.rvq.dim, c.quant_proj, c.quant_whiten)
         rvq = ResidualVQ(dataclasses.replace(c.rvq, codebook_sizes=c.rvq.codebook_sizes[:1] * levels))
         proj.set_statistics(torch.cat(train_feats))
         sem = SemanticDecoder(c.rvq.dim, c.semantic_decoder_dim, c.sae.out_dim)

@@ -50,6 +50,16 @@ class QuantProjection(nn.Module):
       of pixels from its output is 8× worse than from the features, 25.4 dB and judge 0.05 after
       the pixel decoder. A fixed principal projection keeps the most feature variance C
       dimensions can, in the features' own metric: 28.9 dB and judge 0.42 on the same features.
+    - `whiten` (ours; "pca" only, 0.5 in tiny): output i is scaled to variance ∝ λ_i^(1 - whiten),
+      λ_i the i-th principal variance, so the RVQ's squared distance counts faint directions more
+      than their variance alone would (whiten 1 = fully whitened). Why, measured on the trained
+      tiny SAE (2,000 ShapesWorld images, same decoder recipe, 100 held-out images): the shape
+      of the object under a token (an MLP probe per token) is read from 73% of the continuous
+      features but from only 45% of their 8 × 1024 RVQ codes at whiten 0, though the codes keep
+      97% of the feature energy: the shape lives in faint directions. At whiten 0 / 0.35 / 0.5 /
+      0.65 / 1 the probe reads 45 / – / 58 / – / 63% and the judge recovers 0.36 / 0.46 / 0.47 /
+      0.40 / 0.11 of reconstructions (28.4 / 28.8 / 28.8 / 28.6 / 26.2 dB): some flattening
+      spends bits where the semantics are; full whitening spends them on noise.
 
     `mean`/`std` are the training features' per-channel mean and one global scale (their RMS
     deviation), set once before the RVQ stage (`set_statistics`); `standardize` also defines the
@@ -66,13 +76,15 @@ class QuantProjection(nn.Module):
     std: torch.Tensor
     components: torch.Tensor
 
-    def __init__(self, in_dim: int, code_dim: int, kind: str = "mlp") -> None:
+    def __init__(self, in_dim: int, code_dim: int, kind: str = "mlp", whiten: float = 0.0) -> None:
         super().__init__()
         if kind not in QUANT_PROJ_KINDS:
             raise BadConfig(f"quant_proj must be one of {QUANT_PROJ_KINDS}, got {kind!r}")
         if kind == "pca" and code_dim > in_dim:
             raise BadConfig(f"a 'pca' quant_proj cannot widen {in_dim} features to {code_dim}")
-        self.kind = kind
+        if not 0.0 <= whiten <= 1.0:
+            raise BadConfig(f"quant_whiten must be in [0, 1], got {whiten}")
+        self.kind, self.whiten = kind, whiten
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(()))
         if kind == "mlp":
@@ -89,7 +101,10 @@ class QuantProjection(nn.Module):
         self.std.copy_(z_TF.std(0).pow(2).mean().sqrt().clamp_min(eps))
         if self.kind == "pca":
             evals, rows = principal_directions(self.standardize(z_TF), self.components.shape[0])
-            self.components.copy_(rows / evals.clamp_min(0).mean().clamp_min(eps).sqrt())
+            evals = evals.clamp_min(eps * float(evals[0].clamp_min(eps)))
+            gain = evals.pow(-self.whiten / 2)  # output i has variance λ_i^(1 - whiten)
+            rows = rows * gain[:, None] / (evals * gain**2).mean().sqrt()
+            self.components.copy_(rows)
 
     def standardize(self, z_TF: torch.Tensor) -> torch.Tensor:
         return (z_TF - self.mean) / self.std
@@ -160,7 +175,7 @@ class VisionTokenizer(Pretrained, nn.Module):
         self.config = config
         c = config
         self.encoder = SemanticEncoder(c.sae)
-        self.quant_proj = QuantProjection(c.sae.out_dim, c.rvq.dim, c.quant_proj)
+        self.quant_proj = QuantProjection(c.sae.out_dim, c.rvq.dim, c.quant_proj, c.quant_whiten)
         self.rvq = ResidualVQ(c.rvq)
         self.semantic_decoder = SemanticDecoder(c.rvq.dim, c.semantic_decoder_dim, c.sae.out_dim)
         self.pixel_decoder = PixelDecoder(c.decoder)

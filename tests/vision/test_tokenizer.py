@@ -90,6 +90,26 @@ def test_pca_projection_keeps_the_leading_feature_variance():
         QuantProjection(8, 16, "pca")
     with pytest.raises(BadConfig):
         QuantProjection(8, 4, "conv")
+    with pytest.raises(BadConfig):
+        QuantProjection(8, 4, "pca", whiten=1.5)
+
+
+@pytest.mark.parametrize("whiten", [0.5, 1.0])
+def test_pca_projection_whitening_flattens_the_spectrum_by_its_exponent(whiten):
+    """Output i has variance ∝ λ_i^(1 - whiten), mean 1, same directions as the unwhitened projection."""
+    torch.manual_seed(0)
+    scales = torch.linspace(3.0, 0.3, 32)
+    z = torch.randn(20000, 32) @ torch.linalg.qr(torch.randn(32, 32)).Q * scales
+    plain, flat = QuantProjection(32, 8, "pca"), QuantProjection(32, 8, "pca", whiten=whiten)
+    plain.set_statistics(z)
+    flat.set_statistics(z)
+    var = torch.cov(flat(z).double().T).diagonal()
+    assert var.mean().item() == pytest.approx(1.0, abs=1e-3)
+    lam = scales[:8].double() ** 2
+    expected = lam ** (1 - whiten)
+    assert torch.allclose(var / var.sum(), expected / expected.sum(), atol=0.01)
+    cos = torch.nn.functional.cosine_similarity(plain.components, flat.components, dim=-1)
+    assert torch.allclose(cos.abs(), torch.ones(8), atol=1e-5)  # only the lengths change
 
 
 def test_batched_encode_equals_one_by_one(model, images):
