@@ -171,14 +171,16 @@ def principal_directions(x_NV: torch.Tensor, k: int) -> tuple[torch.Tensor, torc
     return evals[order], evecs[:, order].T
 
 
-def _principal_rows(x_NV: torch.Tensor, k: int, *, whiten: bool, eps: float = 1e-3) -> torch.Tensor:
-    """(k, V) rows: the top-k principal directions of x. Whitened: each scaled to give
-    unit-variance outputs (eigenvalues floored at eps · the largest). Not whitened: all scaled by
-    one factor, so that the first output has unit variance and distances between outputs are
-    distances in x's principal subspace."""
+def principal_rows(
+    x_NV: torch.Tensor, k: int, *, whiten: float, eps: float = 1e-3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k principal directions of x as (k, V) rows, row i scaled so that its output has
+    variance λ_i^(1 - whiten) (λ floored at eps · the largest): whiten 1 gives unit-variance
+    outputs, 0 keeps x's variances. Returns the rows and those output variances (k,)."""
     evals, rows = principal_directions(x_NV, k)
-    lam = evals.clamp_min(eps * float(evals[0]))
-    return rows / (lam.sqrt()[:, None] if whiten else lam[0].sqrt())
+    lam = evals.clamp_min(eps * max(float(evals[0]), eps))
+    gain = lam.pow(-whiten / 2)
+    return rows * gain[:, None], lam * gain**2
 
 
 class SemanticEncoder(nn.Module):
@@ -236,11 +238,12 @@ class SemanticEncoder(nn.Module):
         reconstructs at 31.8 dB).
         """
         cfg = self.cfg
-        rows = _principal_rows(patches_NP, min(cfg.dim, cfg.patch_dim), whiten=True, eps=eps)
+        rows, _ = principal_rows(patches_NP, min(cfg.dim, cfg.patch_dim), whiten=1.0, eps=eps)
         self.patch_embed.weight[: rows.shape[0]] = rows.to(self.patch_embed.weight.dtype)
         if self.pixel_path is not None:
             tokens = patches_NP.reshape(-1, cfg.merge**2 * cfg.patch_dim)
-            rows = _principal_rows(tokens, min(cfg.out_dim, tokens.shape[1]), whiten=False, eps=eps)
+            rows, var = principal_rows(tokens, min(cfg.out_dim, tokens.shape[1]), whiten=0.0, eps=eps)
+            rows = rows / var[0].sqrt()  # one factor: the first output has unit variance
             self.pixel_path.weight.zero_()
             self.pixel_path.weight[: rows.shape[0]] = rows.to(self.pixel_path.weight.dtype)
 

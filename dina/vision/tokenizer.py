@@ -28,7 +28,7 @@ from dina.io.codes import load_codes_file, save_codes_file
 from dina.quantize import ResidualVQ, RVQOutput, check_level_ids
 from dina.training.checkpoint import Pretrained
 from dina.vision.config import VisionTokenizerConfig
-from dina.vision.encoder import EncoderOutput, SemanticEncoder, principal_directions
+from dina.vision.encoder import EncoderOutput, SemanticEncoder, principal_rows
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import PackedImages, denormalize, preprocess_images, unpatchify
 from dina.vision.refiner import FlowRefiner
@@ -100,11 +100,9 @@ class QuantProjection(nn.Module):
         self.mean.copy_(z_TF.mean(0))
         self.std.copy_(z_TF.std(0).pow(2).mean().sqrt().clamp_min(eps))
         if self.kind == "pca":
-            evals, rows = principal_directions(self.standardize(z_TF), self.components.shape[0])
-            evals = evals.clamp_min(eps * float(evals[0].clamp_min(eps)))
-            gain = evals.pow(-self.whiten / 2)  # output i has variance λ_i^(1 - whiten)
-            rows = rows * gain[:, None] / (evals * gain**2).mean().sqrt()
-            self.components.copy_(rows)
+            k = self.components.shape[0]
+            rows, var = principal_rows(self.standardize(z_TF), k, whiten=self.whiten, eps=eps)
+            self.components.copy_(rows / var.mean().sqrt())  # unit mean variance per output
 
     def standardize(self, z_TF: torch.Tensor) -> torch.Tensor:
         return (z_TF - self.mean) / self.std
