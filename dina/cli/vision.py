@@ -99,7 +99,7 @@ def register(sub) -> None:
     p.set_defaults(func=_eval)
 
     p = vsub.add_parser("study", help="the report's claims at small scale")
-    p.add_argument("name", choices=("rvq-depth", "random-encoder"))
+    p.add_argument("name", choices=("rvq-depth", "random-encoder", "scene-depth"))
     p.add_argument("--out", required=True)
     p.add_argument("--tokenizer", default="runs/vision/tokenizer", help="a trained tokenizer (its SAE is studied)")
     p.add_argument("--data", required=True, help="ShapesWorld training images (directory or manifest)")

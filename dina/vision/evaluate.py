@@ -33,7 +33,8 @@ def _resized(model: VisionTokenizer, rgb: np.ndarray) -> np.ndarray:
     return to_uint8(model.resized(rgb)[0])
 
 
-def _quality(originals: list[np.ndarray], recons: list[np.ndarray]) -> dict[str, float]:
+def image_quality(originals: list[np.ndarray], recons: list[np.ndarray]) -> dict[str, float]:
+    """Mean PSNR, SSIM (uint8 scale) and high-frequency energy of reconstructions against originals."""
     ps, ss, hf = [], [], []
     for a, b in zip(originals, recons, strict=True):
         x, y = from_uint8(a), from_uint8(b)
@@ -44,7 +45,8 @@ def _quality(originals: list[np.ndarray], recons: list[np.ndarray]) -> dict[str,
     return {"psnr": float(np.mean(finite)), "ssim": float(np.mean(ss)), "high_frequency_energy": float(np.mean(hf))}
 
 
-def _judge(records: list[ImageRecord], images: list[np.ndarray]) -> float:
+def judge_accuracy(records: list[ImageRecord], images: list[np.ndarray]) -> float:
+    """Fraction of images the ShapesWorld judge parses into exactly their record's scene."""
     exact = 0
     for record, rgb in zip(records, images, strict=True):
         truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
@@ -98,10 +100,10 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
     bits = sum(math.log2(k) for k in model.config.codebook_sizes)
     result: dict[str, Any] = {
         "n": len(records),
-        "no_refine": _quality(originals, plain),
-        "refine": _quality(originals, refined),
-        "refine_temperature_0": _quality(originals, refined_t0),
-        "original_high_frequency_energy": _quality(originals, originals)["high_frequency_energy"],
+        "no_refine": image_quality(originals, plain),
+        "refine": image_quality(originals, refined),
+        "refine_temperature_0": image_quality(originals, refined_t0),
+        "original_high_frequency_energy": image_quality(originals, originals)["high_frequency_energy"],
         **_feature_cosine(model, records, batch),
         **_codebook_stats(model, all_codes),
         "tokens_per_image": float(np.mean(tokens)),
@@ -112,7 +114,7 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
     }
     result["psnr"], result["ssim"] = result["refine"]["psnr"], result["refine"]["ssim"]
     if all(r.row and "scene" in r.row for r in records):
-        result["judge_scene_accuracy_original"] = _judge(records, originals)
-        result["judge_scene_accuracy_reconstructed"] = _judge(records, refined)
-        result["judge_scene_accuracy_reconstructed_no_refine"] = _judge(records, plain)
+        result["judge_scene_accuracy_original"] = judge_accuracy(records, originals)
+        result["judge_scene_accuracy_reconstructed"] = judge_accuracy(records, refined)
+        result["judge_scene_accuracy_reconstructed_no_refine"] = judge_accuracy(records, plain)
     return result

@@ -10,12 +10,21 @@
   the tiny preset its pixel path already carries the tokens' principal components) and (b)
   the trained SAE; PSNR/SSIM on held-out images.
 
-Both write `DIR/<name>.json` and `DIR/<name>.png` and say which way the result points.
+- `scene-depth` (ours; the question behind Fig. 19 asked of pixels): how much of the scene
+  survives quantization at 8, 12 and 16 RVQ levels of the tokenizer's codebook size (80, 120
+  and 160 bits per token at 1024 codes) against the continuous projected features, all decoded
+  by the tokenizer's own pixel decoder (trained on its 8-level codes) and parsed by the
+  ShapesWorld judge: exact-scene accuracy, signs found, PSNR, and the features' relative
+  quantization error; with the tokenizer's own codes and the originals for reference. Each depth is a fresh RVQ trained by EMA alone (no gradient reaches an
+  EMA codebook) for the study's steps on the tokenizer's fixed projection.
+
+All write `DIR/<name>.json` and `DIR/<name>.png` and say which way the result points.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -28,13 +37,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dina.data.shapes import Scene, parse_image
 from dina.errors import BadArgument, BadInputFile
 from dina.io.atomic import atomic_path, ensure_dir, write_json
 from dina.metrics.image import from_uint8, psnr, ssim
 from dina.quantize import ResidualVQ
 from dina.training.loop import StagePlan, batch_indices, make_optimizer, optimizer_step
-from dina.vision.data import load_images
+from dina.vision.data import ImageRecord, load_images
 from dina.vision.encoder import SemanticEncoder
+from dina.vision.evaluate import image_quality
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import QuantProjection, SemanticDecoder, VisionTokenizer
@@ -145,8 +156,113 @@ def random_encoder(model: VisionTokenizer, train_recs, val_recs, steps: int, see
     return result
 
 
+SCENE_DEPTHS = (8, 12, 16)
+
+
+@torch.no_grad()
+def _scene_survival(model: VisionTokenizer, val_recs: list[ImageRecord], embeddings: list[torch.Tensor]) -> dict:
+    """Decode per-image (h·w, C) embeddings with the tokenizer's pixel decoder; judge and score them."""
+    originals, recons, exact, signs, signs_found = [], [], 0, 0, 0
+    for record, q_TC in zip(val_recs, embeddings, strict=True):
+        image, grid = model.resized(record.rgb)
+        rgb = to_uint8(model.decode_pixels(q_TC, [grid])[0])
+        originals.append(to_uint8(image))
+        recons.append(rgb)
+        truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
+        parsed = parse_image(rgb, read_text=truth.sign is not None)
+        exact += parsed == truth
+        signs += truth.sign is not None
+        signs_found += truth.sign is not None and parsed.sign is not None
+    quality = image_quality(originals, recons)
+    return {
+        "judge_exact_scene": exact / len(val_recs),
+        "signs_found": signs_found,
+        "signs": signs,
+        "psnr": quality["psnr"],
+        "ssim": quality["ssim"],
+    }
+
+
+def _judge_originals(model: VisionTokenizer, val_recs: list[ImageRecord]) -> float:
+    """The judge on the resized originals: the ceiling every reconstruction is measured against."""
+    hits = 0
+    for record in val_recs:
+        truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
+        hits += parse_image(to_uint8(model.resized(record.rgb)[0]), read_text=truth.sign is not None) == truth
+    return hits / len(val_recs)
+
+
+def _rel_error(exact: list[torch.Tensor], approx: list[torch.Tensor]) -> float:
+    """‖x − x̂‖² / ‖x‖² over all rows."""
+    x, x_hat = torch.cat(exact), torch.cat(approx)
+    return float((x - x_hat).square().sum() / x.square().sum().clamp_min(1e-12))
+
+
+def scene_depth(model: VisionTokenizer, train_feats, val_recs: list[ImageRecord], steps: int, seed: int) -> dict:
+    """Judge exact-scene accuracy of reconstructions from continuous features and from fresh
+    RVQs of `SCENE_DEPTHS` levels (the tokenizer's codebook size, EMA-trained on its projection)."""
+    c = model.config
+    model.eval()
+    if any(not (r.row and "scene" in r.row) for r in val_recs):
+        raise BadInputFile("the scene-depth study needs held-out ShapesWorld images with scenes (--val)")
+    with torch.no_grad():
+        val_P = [model.quant_proj(f) for f in cache_features(model, val_recs)]
+        train_P = [model.quant_proj(f) for f in train_feats]
+        own = [model.rvq.decode(model.rvq.encode(p)) for p in val_P]
+    result: dict[str, Any] = {
+        "originals": _judge_originals(model, val_recs),
+        "continuous": {**_scene_survival(model, val_recs, val_P), "feature_rel_error": 0.0},
+        "tokenizer_codes": {**_scene_survival(model, val_recs, own), "feature_rel_error": _rel_error(val_P, own)},
+    }
+    for levels in SCENE_DEPTHS:
+        rvq = ResidualVQ(dataclasses.replace(c.rvq, codebook_sizes=c.rvq.codebook_sizes[:1] * levels, seed=seed))
+        rvq.train()
+        curve = []
+        with torch.no_grad():
+            for step in range(steps):
+                curve.append(
+                    float(rvq(torch.cat([train_P[i] for i in batch_indices(len(train_P), 32, step, seed)])).commit_loss)
+                )
+            rvq.eval()
+            quantized = [rvq.decode(rvq.encode(p)) for p in val_P]
+        result[f"levels_{levels}"] = {
+            **_scene_survival(model, val_recs, quantized),
+            "feature_rel_error": _rel_error(val_P, quantized),
+            "bits_per_token": levels * math.log2(c.rvq.codebook_sizes[0]),
+            "train_curve": curve[:: max(1, steps // 50)],
+        }
+    judged = [result[f"levels_{n}"]["judge_exact_scene"] for n in SCENE_DEPTHS]
+    result["summary"] = {
+        "judge_exact_scene": {
+            **{f"levels_{n}": j for n, j in zip(SCENE_DEPTHS, judged, strict=True)},
+            "continuous": result["continuous"]["judge_exact_scene"],
+            "tokenizer_codes": result["tokenizer_codes"]["judge_exact_scene"],
+            "originals": result["originals"],
+        },
+        "direction": "more levels keep more of the scene"
+        if judged == sorted(judged) and judged[-1] > judged[0]
+        else "the scene does not improve monotonically with depth",
+    }
+    return result
+
+
 def _plot(name: str, result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
+    if name == "scene-depth":
+        depths = [n for n in SCENE_DEPTHS if f"levels_{n}" in result]
+        for key, label in (("judge_exact_scene", "judge exact scene"), ("psnr", "PSNR / 40 dB")):
+            scale = 40.0 if key == "psnr" else 1.0
+            ax.plot(depths, [result[f"levels_{n}"][key] / scale for n in depths], "o-", label=label)
+            ax.axhline(
+                result["continuous"][key] / scale, ls="--", color=ax.lines[-1].get_color(), label=f"{label}, continuous"
+            )
+        ax.set_xlabel("RVQ levels")
+        ax.set_title("dina vision study scene-depth")
+        ax.legend()
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        return
     for key, value in result.items():
         if isinstance(value, dict) and "train_curve" in value:
             ax.plot(value["train_curve"], label=key)
@@ -159,10 +275,13 @@ def _plot(name: str, result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+STUDIES = ("rvq-depth", "random-encoder", "scene-depth")
+
+
 def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, tokenizer: str | Path,
               steps: int = 300, seed: int = 0) -> dict:  # fmt: skip
-    if name not in ("rvq-depth", "random-encoder"):
-        raise BadArgument(f"unknown study {name!r}; choose rvq-depth or random-encoder")
+    if name not in STUDIES:
+        raise BadArgument(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}")
     if not Path(tokenizer).is_dir():
         raise BadInputFile(f"the study needs a trained tokenizer at {tokenizer} (dina vision train ...)")
     out = ensure_dir(out)
@@ -171,6 +290,9 @@ def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, 
     train_recs, val_recs = load_images(data, limit=600), load_images(val, limit=50)
     if name == "rvq-depth":
         result = rvq_depth(model, cache_features(model, train_recs), cache_features(model, val_recs), steps, seed)
+    elif name == "scene-depth":
+        scene_val = load_images(val, limit=100)  # the judge's accuracy needs more images than the losses
+        result = scene_depth(model, cache_features(model, train_recs), scene_val, steps, seed)
     else:
         result = random_encoder(model, train_recs, val_recs, steps, seed)
     write_json(out / f"{name}.json", result)
