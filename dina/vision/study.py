@@ -15,8 +15,9 @@
   and 160 bits per token at 1024 codes) against the continuous projected features, all decoded
   by the tokenizer's own pixel decoder (trained on its 8-level codes) and parsed by the
   ShapesWorld judge: exact-scene accuracy, signs found, PSNR, and the features' relative
-  quantization error; with the tokenizer's own codes and the originals for reference. Each depth is a fresh RVQ trained by EMA alone (no gradient reaches an
-  EMA codebook) for the study's steps on the tokenizer's fixed projection.
+  quantization error; with the tokenizer's own codes and the originals for reference. Each
+  depth is a fresh RVQ trained by EMA alone (no gradient reaches an EMA codebook) for the
+  study's steps on the tokenizer's fixed projection.
 
 All write `DIR/<name>.json` and `DIR/<name>.png` and say which way the result points.
 """
@@ -250,25 +251,18 @@ def _plot(name: str, result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     if name == "scene-depth":
         depths = [n for n in SCENE_DEPTHS if f"levels_{n}" in result]
-        for key, label in (("judge_exact_scene", "judge exact scene"), ("psnr", "PSNR / 40 dB")):
-            scale = 40.0 if key == "psnr" else 1.0
-            ax.plot(depths, [result[f"levels_{n}"][key] / scale for n in depths], "o-", label=label)
-            ax.axhline(
-                result["continuous"][key] / scale, ls="--", color=ax.lines[-1].get_color(), label=f"{label}, continuous"
-            )
+        for key, label, scale in (("judge_exact_scene", "judge exact scene", 1.0), ("psnr", "PSNR / 40 dB", 40.0)):
+            (line,) = ax.plot(depths, [result[f"levels_{n}"][key] / scale for n in depths], "o-", label=label)
+            continuous = result["continuous"][key] / scale
+            ax.axhline(continuous, ls="--", color=line.get_color(), label=f"{label}, continuous features")
         ax.set_xlabel("RVQ levels")
-        ax.set_title("dina vision study scene-depth")
-        ax.legend()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        return
-    for key, value in result.items():
-        if isinstance(value, dict) and "train_curve" in value:
-            ax.plot(value["train_curve"], label=key)
+    else:
+        for key, value in result.items():
+            if isinstance(value, dict) and "train_curve" in value:
+                ax.plot(value["train_curve"], label=key)
+        ax.set_xlabel("step (subsampled)")
+        ax.set_ylabel("training loss")
     ax.set_title(f"dina vision study {name}")
-    ax.set_xlabel("step (subsampled)")
-    ax.set_ylabel("training loss")
     ax.legend()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
