@@ -46,7 +46,7 @@ from dina.quantize import ResidualVQ
 from dina.training.loop import StagePlan, batch_indices, make_optimizer, optimizer_step
 from dina.vision.data import ImageRecord, load_images
 from dina.vision.encoder import SemanticEncoder
-from dina.vision.evaluate import image_quality
+from dina.vision.evaluate import image_quality, judge_accuracy
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import QuantProjection, SemanticDecoder, VisionTokenizer
@@ -161,20 +161,24 @@ SCENE_DEPTHS = (8, 12, 16)
 
 
 @torch.no_grad()
-def _scene_survival(model: VisionTokenizer, val_recs: list[ImageRecord], embeddings: list[torch.Tensor]) -> dict:
-    """Decode per-image (h·w, C) embeddings with the tokenizer's pixel decoder; judge and score them."""
-    originals, recons, exact, signs, signs_found = [], [], 0, 0, 0
-    for record, q_TC in zip(val_recs, embeddings, strict=True):
-        image, grid = model.resized(record.rgb)
+def _scene_survival(
+    model: VisionTokenizer,
+    val_recs: list[ImageRecord],
+    originals: list[tuple[np.ndarray, tuple[int, int]]],
+    embeddings: list[torch.Tensor],
+) -> dict:
+    """Decode per-image (h·w, C) embeddings with the tokenizer's pixel decoder; judge and score them
+    against the resized originals (uint8 image, token grid) of `val_recs`."""
+    recons, exact, signs, signs_found = [], 0, 0, 0
+    for record, (_, grid), q_TC in zip(val_recs, originals, embeddings, strict=True):
         rgb = to_uint8(model.decode_pixels(q_TC, [grid])[0])
-        originals.append(to_uint8(image))
         recons.append(rgb)
         truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
         parsed = parse_image(rgb, read_text=truth.sign is not None)
         exact += parsed == truth
         signs += truth.sign is not None
         signs_found += truth.sign is not None and parsed.sign is not None
-    quality = image_quality(originals, recons)
+    quality = image_quality([image for image, _ in originals], recons)
     return {
         "judge_exact_scene": exact / len(val_recs),
         "signs_found": signs_found,
@@ -182,15 +186,6 @@ def _scene_survival(model: VisionTokenizer, val_recs: list[ImageRecord], embeddi
         "psnr": quality["psnr"],
         "ssim": quality["ssim"],
     }
-
-
-def _judge_originals(model: VisionTokenizer, val_recs: list[ImageRecord]) -> float:
-    """The judge on the resized originals: the ceiling every reconstruction is measured against."""
-    hits = 0
-    for record in val_recs:
-        truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
-        hits += parse_image(to_uint8(model.resized(record.rgb)[0]), read_text=truth.sign is not None) == truth
-    return hits / len(val_recs)
 
 
 def _rel_error(exact: list[torch.Tensor], approx: list[torch.Tensor]) -> float:
@@ -210,10 +205,15 @@ def scene_depth(model: VisionTokenizer, train_feats, val_recs: list[ImageRecord]
         val_P = [model.quant_proj(f) for f in cache_features(model, val_recs)]
         train_P = [model.quant_proj(f) for f in train_feats]
         own = [model.rvq.decode(model.rvq.encode(p)) for p in val_P]
+    originals = [(to_uint8(image), grid) for image, grid in (model.resized(r.rgb) for r in val_recs)]
     result: dict[str, Any] = {
-        "originals": _judge_originals(model, val_recs),
-        "continuous": {**_scene_survival(model, val_recs, val_P), "feature_rel_error": 0.0},
-        "tokenizer_codes": {**_scene_survival(model, val_recs, own), "feature_rel_error": _rel_error(val_P, own)},
+        # the judge on the resized originals: the ceiling every reconstruction is measured against
+        "originals": judge_accuracy(val_recs, [image for image, _ in originals]),
+        "continuous": {**_scene_survival(model, val_recs, originals, val_P), "feature_rel_error": 0.0},
+        "tokenizer_codes": {
+            **_scene_survival(model, val_recs, originals, own),
+            "feature_rel_error": _rel_error(val_P, own),
+        },
     }
     for levels in SCENE_DEPTHS:
         rvq = ResidualVQ(dataclasses.replace(c.rvq, codebook_sizes=c.rvq.codebook_sizes[:1] * levels, seed=seed))
@@ -227,7 +227,7 @@ def scene_depth(model: VisionTokenizer, train_feats, val_recs: list[ImageRecord]
             rvq.eval()
             quantized = [rvq.decode(rvq.encode(p)) for p in val_P]
         result[f"levels_{levels}"] = {
-            **_scene_survival(model, val_recs, quantized),
+            **_scene_survival(model, val_recs, originals, quantized),
             "feature_rel_error": _rel_error(val_P, quantized),
             "bits_per_token": levels * math.log2(c.rvq.codebook_sizes[0]),
             "train_curve": curve[:: max(1, steps // 50)],
