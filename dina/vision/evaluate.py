@@ -5,7 +5,9 @@ feature fidelity (cosine between the SAE features and the semantic decoder's rec
 from the codes), codebook health (usage and perplexity per level over the whole set), rates
 (tokens per image, compression ratio, images per second), and — when the images come with
 ShapesWorld scenes — semantic completeness measured directly: the ShapesWorld judge parses
-the originals and the reconstructions and we count exact scene matches.
+the originals and the reconstructions and we count exact scene matches, with the GenEval
+categories and the sign plates found and read alongside (`judge_report`), so that a miss can be
+traced to objects or to signs.
 
 Images are compared at the size the tokenizer sees them (native resolution rounded to 28 px).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dina.data.shapes import Scene, parse_image
+from dina.data.shapes import Scene, parse_image, score_scene
+from dina.data.shapes.ocr import normalize_text
 from dina.metrics.image import from_uint8, high_frequency_energy, psnr, ssim
 from dina.quantize import code_usage
 from dina.vision.data import ImageRecord, load_images
@@ -45,13 +49,32 @@ def image_quality(originals: list[np.ndarray], recons: list[np.ndarray]) -> dict
     return {"psnr": float(np.mean(finite)), "ssim": float(np.mean(ss)), "high_frequency_energy": float(np.mean(hf))}
 
 
-def judge_accuracy(records: list[ImageRecord], images: list[np.ndarray]) -> float:
-    """Fraction of images the ShapesWorld judge parses into exactly their record's scene."""
-    exact = 0
+def judge_report(records: list[ImageRecord], images: list[np.ndarray]) -> dict[str, Any]:
+    """The ShapesWorld judge on `images` against their records' scenes.
+
+    `exact_scene`: fraction parsed into exactly the record's scene (sign text included);
+    `geneval`: the GenEval categories' means (`score_scene`); `signs`: images with a sign;
+    `signs_found` / `signs_read`: of those, how many plates the judge found / read the word of.
+    """
+    exact, signs, found, read = 0, 0, 0, 0
+    totals: Counter = Counter()
     for record, rgb in zip(records, images, strict=True):
         truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
-        exact += parse_image(rgb, read_text=truth.sign is not None) == truth
-    return exact / len(records)
+        parsed = parse_image(rgb, read_text=truth.sign is not None)
+        exact += parsed == truth
+        totals.update(score_scene(parsed, truth))
+        if truth.sign is not None:
+            signs += 1
+            found += parsed.sign is not None
+            read += parsed.sign is not None and parsed.sign.text == normalize_text(truth.sign.text or "")
+    n = len(records)
+    return {
+        "exact_scene": exact / n,
+        "geneval": {k: totals[k] / n for k in ("object", "count", "color", "position", "overall")},
+        "signs": signs,
+        "signs_found": found,
+        "signs_read": read,
+    }
 
 
 @torch.no_grad()
@@ -114,7 +137,12 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
     }
     result["psnr"], result["ssim"] = result["refine"]["psnr"], result["refine"]["ssim"]
     if all(r.row and "scene" in r.row for r in records):
-        result["judge_scene_accuracy_original"] = judge_accuracy(records, originals)
-        result["judge_scene_accuracy_reconstructed"] = judge_accuracy(records, refined)
-        result["judge_scene_accuracy_reconstructed_no_refine"] = judge_accuracy(records, plain)
+        judged = {
+            "original": judge_report(records, originals),
+            "reconstructed": judge_report(records, refined),
+            "reconstructed_no_refine": judge_report(records, plain),
+        }
+        for name, report in judged.items():
+            result[f"judge_scene_accuracy_{name}"] = report["exact_scene"]
+        result["judge"] = judged
     return result

@@ -38,7 +38,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dina.data.shapes import Scene, parse_image
 from dina.errors import BadArgument, BadInputFile
 from dina.io.atomic import atomic_path, ensure_dir, write_json
 from dina.metrics.image import from_uint8, psnr, ssim
@@ -46,7 +45,7 @@ from dina.quantize import ResidualVQ
 from dina.training.loop import StagePlan, batch_indices, make_optimizer, optimizer_step
 from dina.vision.data import ImageRecord, load_images
 from dina.vision.encoder import SemanticEncoder
-from dina.vision.evaluate import image_quality, judge_accuracy
+from dina.vision.evaluate import image_quality, judge_report
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8
 from dina.vision.tokenizer import QuantProjection, SemanticDecoder, VisionTokenizer
@@ -169,20 +168,16 @@ def _scene_survival(
 ) -> dict:
     """Decode per-image (h·w, C) embeddings with the tokenizer's pixel decoder; judge and score them
     against the resized originals (uint8 image, token grid) of `val_recs`."""
-    recons, exact, signs, signs_found = [], 0, 0, 0
-    for record, (_, grid), q_TC in zip(val_recs, originals, embeddings, strict=True):
-        rgb = to_uint8(model.decode_pixels(q_TC, [grid])[0])
-        recons.append(rgb)
-        truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
-        parsed = parse_image(rgb, read_text=truth.sign is not None)
-        exact += parsed == truth
-        signs += truth.sign is not None
-        signs_found += truth.sign is not None and parsed.sign is not None
+    recons = [
+        to_uint8(model.decode_pixels(q_TC, [grid])[0]) for (_, grid), q_TC in zip(originals, embeddings, strict=True)
+    ]
+    judged = judge_report(val_recs, recons)
     quality = image_quality([image for image, _ in originals], recons)
     return {
-        "judge_exact_scene": exact / len(val_recs),
-        "signs_found": signs_found,
-        "signs": signs,
+        "judge_exact_scene": judged["exact_scene"],
+        "signs_found": judged["signs_found"],
+        "signs_read": judged["signs_read"],
+        "signs": judged["signs"],
         "psnr": quality["psnr"],
         "ssim": quality["ssim"],
     }
@@ -208,7 +203,7 @@ def scene_depth(model: VisionTokenizer, train_feats, val_recs: list[ImageRecord]
     originals = [(to_uint8(image), grid) for image, grid in (model.resized(r.rgb) for r in val_recs)]
     result: dict[str, Any] = {
         # the judge on the resized originals: the ceiling every reconstruction is measured against
-        "originals": judge_accuracy(val_recs, [image for image, _ in originals]),
+        "originals": judge_report(val_recs, [image for image, _ in originals])["exact_scene"],
         "continuous": {**_scene_survival(model, val_recs, originals, val_P), "feature_rel_error": 0.0},
         "tokenizer_codes": {
             **_scene_survival(model, val_recs, originals, own),
