@@ -141,6 +141,7 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
             "original": judge_report(records, originals),
             "reconstructed": judge_report(records, refined),
             "reconstructed_no_refine": judge_report(records, plain),
+            "reconstructed_refine_temperature_0": judge_report(records, refined_t0),
         }
         for name, report in judged.items():
             result[f"judge_scene_accuracy_{name}"] = report["exact_scene"]

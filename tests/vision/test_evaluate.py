@@ -42,7 +42,7 @@ def test_eval_reports_every_figure_and_the_judge_ceiling(world):
     assert result["judge"]["original"]["signs"] == signs
     assert result["judge"]["original"]["signs_found"] == result["judge"]["original"]["signs_read"] == signs
     assert result["judge"]["original"]["geneval"]["overall"] == 1.0
-    for name in ("reconstructed", "reconstructed_no_refine"):
+    for name in ("reconstructed", "reconstructed_no_refine", "reconstructed_refine_temperature_0"):
         assert result[f"judge_scene_accuracy_{name}"] == result["judge"][name]["exact_scene"]
 
 
