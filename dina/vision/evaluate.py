@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dina.data.shapes import Scene, parse_image, score_scene
-from dina.data.shapes.ocr import normalize_text
+from dina.data.shapes import Scene, judge_images
 from dina.metrics.image import from_uint8, high_frequency_energy, psnr, ssim
 from dina.quantize import code_usage
 from dina.vision.data import ImageRecord, load_images
@@ -50,31 +48,10 @@ def image_quality(originals: list[np.ndarray], recons: list[np.ndarray]) -> dict
 
 
 def judge_report(records: list[ImageRecord], images: list[np.ndarray]) -> dict[str, Any]:
-    """The ShapesWorld judge on `images` against their records' scenes.
-
-    `exact_scene`: fraction parsed into exactly the record's scene (sign text included);
-    `geneval`: the GenEval categories' means (`score_scene`); `signs`: images with a sign;
-    `signs_found` / `signs_read`: of those, how many plates the judge found / read the word of.
-    """
-    exact, signs, found, read = 0, 0, 0, 0
-    totals: Counter = Counter()
-    for record, rgb in zip(records, images, strict=True):
-        truth = Scene.from_dict(record.row["scene"])  # type: ignore[index]
-        parsed = parse_image(rgb, read_text=truth.sign is not None)
-        exact += parsed == truth
-        totals.update(score_scene(parsed, truth))
-        if truth.sign is not None:
-            signs += 1
-            found += parsed.sign is not None
-            read += parsed.sign is not None and parsed.sign.text == normalize_text(truth.sign.text or "")
-    n = len(records)
-    return {
-        "exact_scene": exact / n,
-        "geneval": {k: totals[k] / n for k in ("object", "count", "color", "position", "overall")},
-        "signs": signs,
-        "signs_found": found,
-        "signs_read": read,
-    }
+    """The ShapesWorld judge (`judge_images`) on `images` against their records' scenes: exact-scene
+    accuracy, the GenEval categories, and how many sign plates were found and read."""
+    scenes = [Scene.from_dict(record.row["scene"]) for record in records]  # type: ignore[index]
+    return judge_images(scenes, images)
 
 
 @torch.no_grad()

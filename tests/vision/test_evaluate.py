@@ -1,29 +1,12 @@
 """`dina vision eval`'s figures: every key the issue names, the judge's ceiling, and the judge report."""
 
 import numpy as np
-import pytest
-import torch
 
-from dina.data.shapes import generate
-from dina.vision.config import vision_tiny
-from dina.vision.data import load_images
 from dina.vision.evaluate import evaluate_vision, judge_report
-from dina.vision.tokenizer import VisionTokenizer
-from dina.vision.train import cache_features
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    data = generate(tmp_path_factory.mktemp("shapes"), 6, seed=5)
-    torch.manual_seed(0)
-    model = VisionTokenizer(vision_tiny()).eval()
-    records = load_images(data)
-    model.quant_proj.set_statistics(torch.cat(cache_features(model, records)))
-    return data, model, records
-
-
-def test_eval_reports_every_figure_and_the_judge_ceiling(world):
-    data, model, records = world
+def test_eval_reports_every_figure_and_the_judge_ceiling(shapes_world):
+    data, model, records = shapes_world
     result = evaluate_vision(model, data)
     levels = model.config.levels
     assert result["n"] == len(records)
@@ -46,8 +29,8 @@ def test_eval_reports_every_figure_and_the_judge_ceiling(world):
         assert result[f"judge_scene_accuracy_{name}"] == result["judge"][name]["exact_scene"]
 
 
-def test_judge_report_counts_lost_signs_and_objects(world):
-    _, model, records = world
+def test_judge_report_counts_lost_signs_and_objects(shapes_world):
+    _, _, records = shapes_world
     originals = [np.asarray(r.rgb) for r in records]
     blank = [np.full_like(o, 128) for o in originals]  # a plain gray image: no object, no sign
     report = judge_report(records, blank)

@@ -4,24 +4,15 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 import dina.vision.study as study
-from dina.data.shapes import generate
 from dina.errors import BadInputFile
-from dina.vision.config import vision_tiny
-from dina.vision.data import load_images
-from dina.vision.tokenizer import VisionTokenizer
 from dina.vision.train import cache_features
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    data = generate(tmp_path_factory.mktemp("shapes"), 8, seed=3)
-    torch.manual_seed(0)
-    model = VisionTokenizer(vision_tiny()).eval()
-    records = load_images(data)
-    model.quant_proj.set_statistics(torch.cat(cache_features(model, records)))
+def world(shapes_world, tmp_path_factory):
+    data, model, records = shapes_world
     tokenizer = tmp_path_factory.mktemp("tok")
     model.save_pretrained(tokenizer)
     return data, tokenizer, model, records

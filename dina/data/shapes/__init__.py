@@ -5,11 +5,11 @@ sample.py  a random scene from a numpy Generator (layout rules that keep scenes 
 render.py  scene -> (H, W, 3) uint8 pixels
 text.py    captions, VQA pairs, text-to-image prompts
 world.py   `generate`: PNGs + manifest.jsonl for a split
-judge.py   `parse_image` (pixels -> scene), GenEval-style `score_image`, `judge_manifest`
+judge.py   `parse_image` (pixels -> scene), GenEval-style `score_image`, `judge_images`, `judge_manifest`
 ocr.py     reading a sign's word with tesseract
 """
 
-from dina.data.shapes.judge import judge_manifest, parse_image, score_image, score_scene
+from dina.data.shapes.judge import judge_images, judge_manifest, parse_image, score_image, score_scene
 from dina.data.shapes.render import render
 from dina.data.shapes.sample import sample_scene
 from dina.data.shapes.scene import Background, Scene, ShapeObject, Sign
@@ -21,6 +21,7 @@ __all__ = [
     "ShapeObject",
     "Sign",
     "generate",
+    "judge_images",
     "judge_manifest",
     "make_example",
     "parse_image",

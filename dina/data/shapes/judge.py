@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -225,37 +226,58 @@ def _row_scene(row: dict, index: int, manifest: Path) -> Scene:
         raise BadManifest(f"{manifest}, entry {index + 1}: {e}") from e
 
 
-def judge_manifest(
-    manifest_path: str | os.PathLike, images_dir: str | os.PathLike | None = None, read_signs: bool = True
-) -> dict:
-    """Parse every image of a manifest and compare it with the row's scene.
+def judge_images(scenes: Iterable[Scene], images: Iterable[np.ndarray], read_signs: bool = True) -> dict:
+    """Parse every image and compare it with its scene (the two iterables pair up one to one).
 
-    Returns n, exact_scene_accuracy (parsed scene == requested scene, sign text included when
-    `read_signs`), per-category GenEval means, geneval_overall, and sign_accuracy (fraction of
-    signs whose word was read exactly; None when no sign was read).
+    Returns n, exact_scene (parsed == requested, sign text included when `read_signs`), the
+    GenEval categories' means (`geneval`, with "overall"), signs (scenes with a sign), and how
+    many of those plates were found and, when `read_signs`, read exactly (signs_read, else None).
     """
-    manifest = Path(manifest_path)
-    rows = read_manifest(manifest, required=("path", "scene"))
-    base = Path(images_dir) if images_dir is not None else manifest.parent
-    exact, signs_right, signs_seen = 0, 0, 0
+    n, exact, signs, found, read = 0, 0, 0, 0, 0
     totals: Counter = Counter()
-    for index, row in enumerate(rows):
-        requested = _row_scene(row, index, manifest)
-        rgb = load_image(_image_path(str(row["path"]), base, None if images_dir is None else base))
+    for requested, rgb in zip(scenes, images, strict=True):
         parsed = parse_image(rgb, read_text=read_signs and requested.sign is not None)
+        n += 1
         totals.update(score_scene(parsed, requested))
         if read_signs:
             exact += parsed == requested
         else:
             exact += parsed.without_sign_text() == requested.without_sign_text()
-        if read_signs and requested.sign is not None:
-            signs_seen += 1
-            signs_right += parsed.sign is not None and parsed.sign.text == normalize_text(requested.sign.text or "")
-    n = len(rows)
+        if requested.sign is not None:
+            signs += 1
+            found += parsed.sign is not None
+            read += parsed.sign is not None and parsed.sign.text == normalize_text(requested.sign.text or "")
+    if n == 0:
+        raise BadArgument("no images to judge")
     return {
         "n": n,
-        "exact_scene_accuracy": exact / n,
-        "geneval": {k: totals[k] / n for k in ("object", "count", "color", "position")},
-        "geneval_overall": totals["overall"] / n,
-        "sign_accuracy": signs_right / signs_seen if signs_seen else None,
+        "exact_scene": exact / n,
+        "geneval": {k: totals[k] / n for k in ("object", "count", "color", "position", "overall")},
+        "signs": signs,
+        "signs_found": found,
+        "signs_read": read if read_signs else None,
+    }
+
+
+def judge_manifest(
+    manifest_path: str | os.PathLike, images_dir: str | os.PathLike | None = None, read_signs: bool = True
+) -> dict:
+    """`judge_images` over the rows of a manifest (images loaded one at a time).
+
+    Returns n, exact_scene_accuracy, per-category GenEval means, geneval_overall, and
+    sign_accuracy (fraction of signs whose word was read exactly; None when no sign was read).
+    """
+    manifest = Path(manifest_path)
+    rows = read_manifest(manifest, required=("path", "scene"))
+    base = Path(images_dir) if images_dir is not None else manifest.parent
+    scenes = [_row_scene(row, index, manifest) for index, row in enumerate(rows)]
+    images = (load_image(_image_path(str(row["path"]), base, None if images_dir is None else base)) for row in rows)
+    judged = judge_images(scenes, images, read_signs=read_signs)
+    geneval = judged["geneval"]
+    return {
+        "n": judged["n"],
+        "exact_scene_accuracy": judged["exact_scene"],
+        "geneval": {k: geneval[k] for k in ("object", "count", "color", "position")},
+        "geneval_overall": geneval["overall"],
+        "sign_accuracy": judged["signs_read"] / judged["signs"] if read_signs and judged["signs"] else None,
     }
