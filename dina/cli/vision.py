@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dina.cli.args import add_training_arguments, positive_int, run_training
+from dina.cli.args import add_training_arguments, non_negative_float, positive_int, run_training
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -34,7 +34,8 @@ def _decode(args: argparse.Namespace) -> int:
 
     model = VisionTokenizer.from_pretrained(args.tokenizer)
     codes = VisionCodes.load(args.codes)
-    images = model.decode(codes, refine=not args.no_refine, seed=args.seed)
+    chosen = {} if args.temperature is None else {"temperature": args.temperature}
+    images = model.decode(codes, refine=not args.no_refine, seed=args.seed, **chosen)
     out = ensure_dir(args.out)
     for i, image in enumerate(images):
         save_png(out / f"{i:04d}.png", image)
@@ -89,6 +90,11 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--no-refine", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--temperature",
+        type=non_negative_float,
+        help="the refiner's start-noise temperature (default: VisionTokenizer.decode's, 0 = deterministic)",
+    )
     p.set_defaults(func=_decode)
 
     p = vsub.add_parser("eval", help="reconstruction, codebook and semantic-completeness figures")

@@ -95,14 +95,14 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
     plain = [img for b in codes for img in model.decode(b, refine=False)]
     t_decode = time.perf_counter() - t0
     refined = [img for b in codes for img in model.decode(b, refine=True)]
-    refined_t0 = [img for b in codes for img in model.decode(b, refine=True, temperature=0.0)]
+    refined_t1 = [img for b in codes for img in model.decode(b, refine=True, temperature=1.0)]
     tokens = [c.shape[0] * c.shape[1] for c in all_codes.codes]
     bits = sum(math.log2(k) for k in model.config.codebook_sizes)
     result: dict[str, Any] = {
         "n": len(records),
         "no_refine": image_quality(originals, plain),
         "refine": image_quality(originals, refined),
-        "refine_temperature_0": image_quality(originals, refined_t0),
+        "refine_temperature_1": image_quality(originals, refined_t1),
         "original_high_frequency_energy": image_quality(originals, originals)["high_frequency_energy"],
         **_feature_cosine(model, records, batch),
         **_codebook_stats(model, all_codes),
@@ -118,7 +118,7 @@ def evaluate_vision(model: VisionTokenizer, source: str | Path, *, limit: int | 
             "original": judge_report(records, originals),
             "reconstructed": judge_report(records, refined),
             "reconstructed_no_refine": judge_report(records, plain),
-            "reconstructed_refine_temperature_0": judge_report(records, refined_t0),
+            "reconstructed_refine_temperature_1": judge_report(records, refined_t1),
         }
         for name, report in judged.items():
             result[f"judge_scene_accuracy_{name}"] = report["exact_scene"]

@@ -34,6 +34,12 @@ from dina.vision.preprocess import PackedImages, denormalize, preprocess_images,
 from dina.vision.refiner import FlowRefiner
 
 QUANT_PROJ_KINDS = ("mlp", "pca")
+# The refiner's start-noise temperature when none is given (ours; the release samples its DiT from
+# unit noise). Measured with `dina vision eval` on 200 held-out ShapesWorld images (tiny preset):
+# at 0 the refiner sharpens (high-frequency energy 0.032 -> 0.075, originals 0.167) and the judge's
+# GenEval score barely moves (0.73 -> 0.705); at 1 it sharpens more (0.130) but its sampled detail
+# breaks object outlines (GenEval 0.615) and costs 0.7 dB. Temperature 0 is also deterministic.
+DEFAULT_REFINE_TEMPERATURE = 0.0
 
 
 class QuantProjection(nn.Module):
@@ -221,7 +227,11 @@ class VisionTokenizer(Pretrained, nn.Module):
         return [denormalize(x, p.mean, p.std) for x in images]
 
     def refine(
-        self, image_HW3: torch.Tensor, q_hwC: torch.Tensor, seed: int = 0, temperature: float = 1.0
+        self,
+        image_HW3: torch.Tensor,
+        q_hwC: torch.Tensor,
+        seed: int = 0,
+        temperature: float = DEFAULT_REFINE_TEMPERATURE,
     ) -> torch.Tensor:
         """Flow refiner on one decoded image in [0, 1] with its (h, w, C) code embeddings."""
         x = (image_HW3.clamp(0, 1) * 2 - 1).permute(2, 0, 1)[None]
@@ -232,11 +242,16 @@ class VisionTokenizer(Pretrained, nn.Module):
 
     @torch.no_grad()
     def decode(
-        self, codes: VisionCodes, refine: bool = True, seed: int = 0, temperature: float = 1.0
+        self,
+        codes: VisionCodes,
+        refine: bool = True,
+        seed: int = 0,
+        temperature: float = DEFAULT_REFINE_TEMPERATURE,
     ) -> list[np.ndarray]:
         """Codes -> (H, W, 3) uint8 images at the decoded sizes (28 px per token).
 
-        The refiner starts from noise of std noise_scale · `temperature` (0: deterministic)."""
+        The refiner starts from noise of std noise_scale · `temperature` (0, the default: deterministic;
+        `DEFAULT_REFINE_TEMPERATURE`)."""
         q_TC = self.code_embeddings(codes)
         grid_hw = [(c.shape[0], c.shape[1]) for c in codes.codes]
         images = self.decode_pixels(q_TC, grid_hw)

@@ -67,6 +67,8 @@ def test_bad_inputs(tmp_path, tokenizer, cli_fails):
         ["vision", "eval", "--tokenizer", tmp_path / "nope", "--images", tmp_path, "--json", tmp_path / "e.json"],
         "does not exist",
     )
+    decode = ["vision", "decode", tmp_path / "c.safetensors", "--tokenizer", tokenizer, "--out", tmp_path / "o"]
+    cli_fails([*decode, "--temperature", "-1"], "expected a finite number >= 0")
     bad = VisionCodes(codes=(torch.full((2, 2, 8), 5000),), sizes=((56, 56),), original_sizes=((56, 56),))
     bad.save(tmp_path / "bad.safetensors")
     cli_fails(

@@ -10,7 +10,7 @@ def test_eval_reports_every_figure_and_the_judge_ceiling(shapes_world):
     result = evaluate_vision(model, data)
     levels = model.config.levels
     assert result["n"] == len(records)
-    for key in ("no_refine", "refine", "refine_temperature_0"):
+    for key in ("no_refine", "refine", "refine_temperature_1"):
         assert set(result[key]) == {"psnr", "ssim", "high_frequency_energy"}
     assert len(result["codebook_usage"]) == len(result["perplexity"]) == levels
     assert all(0 < u <= 1 for u in result["codebook_usage"])
@@ -25,7 +25,7 @@ def test_eval_reports_every_figure_and_the_judge_ceiling(shapes_world):
     assert result["judge"]["original"]["signs"] == signs
     assert result["judge"]["original"]["signs_found"] == result["judge"]["original"]["signs_read"] == signs
     assert result["judge"]["original"]["geneval"]["overall"] == 1.0
-    for name in ("reconstructed", "reconstructed_no_refine", "reconstructed_refine_temperature_0"):
+    for name in ("reconstructed", "reconstructed_no_refine", "reconstructed_refine_temperature_1"):
         assert result[f"judge_scene_accuracy_{name}"] == result["judge"][name]["exact_scene"]
 
 

@@ -1,5 +1,6 @@
 """VisionTokenizer: codes decode back exactly, codes files round-trip, bad codes and checkpoints are named."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -51,6 +52,17 @@ def test_decode_sizes_and_determinism(model, images):
     assert [x.shape for x in a] == [(*s, 3) for s in codes.sizes]
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert all(x.dtype == np.uint8 for x in model.decode(codes, refine=False))
+
+
+def test_refining_is_deterministic_by_default_and_samples_at_temperature_1(model, images):
+    codes = model.encode(images[:1])
+    model = copy.deepcopy(model)  # the fixture stays untouched
+    torch.manual_seed(1)
+    torch.nn.init.normal_(model.refiner.out_conv.weight, std=0.05)  # a refiner that changes its input
+    default = model.decode(codes)[0]
+    assert np.array_equal(default, model.decode(codes, seed=7)[0])  # the seed does not matter at temperature 0
+    assert np.array_equal(default, model.decode(codes, temperature=0.0)[0])
+    assert not np.array_equal(default, model.decode(codes, temperature=1.0)[0])
 
 
 def test_projection_statistics_center_scale_and_persist(tmp_path, images):
