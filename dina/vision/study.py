@@ -276,12 +276,12 @@ def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, 
     out = ensure_dir(out)
     torch.manual_seed(seed)
     model = VisionTokenizer.from_pretrained(tokenizer)
-    train_recs, val_recs = load_images(data, limit=600), load_images(val, limit=50)
+    val_limit = 100 if name == "scene-depth" else 50  # the judge's accuracy needs more images than the losses
+    train_recs, val_recs = load_images(data, limit=600), load_images(val, limit=val_limit)
     if name == "rvq-depth":
         result = rvq_depth(model, cache_features(model, train_recs), cache_features(model, val_recs), steps, seed)
     elif name == "scene-depth":
-        scene_val = load_images(val, limit=100)  # the judge's accuracy needs more images than the losses
-        result = scene_depth(model, cache_features(model, train_recs), scene_val, steps, seed)
+        result = scene_depth(model, cache_features(model, train_recs), val_recs, steps, seed)
     else:
         result = random_encoder(model, train_recs, val_recs, steps, seed)
     write_json(out / f"{name}.json", result)
