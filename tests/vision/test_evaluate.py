@@ -17,7 +17,7 @@ def test_eval_reports_every_figure_and_the_judge_ceiling(shapes_world):
     assert -1 <= result["feature_cosine"] <= 1
     assert result["tokens_per_image"] > 0 and result["compression_ratio"] > 1
     assert result["images_per_second"] > 0
-    # The judge parses every generated original exactly; an untrained decoder's images are gray noise.
+    # The judge parses every generated original exactly; an untrained decoder's images have no known score.
     assert result["judge_scene_accuracy_original"] == 1.0
     assert result["judge"]["original"]["exact_scene"] == 1.0
     signs = sum(r.row["scene"]["sign"] is not None for r in records)
