@@ -105,10 +105,14 @@ def register(sub) -> None:
     p.set_defaults(func=_eval)
 
     p = vsub.add_parser("study", help="the report's claims at small scale")
-    p.add_argument("name", choices=("rvq-depth", "random-encoder", "scene-depth"))
+    p.add_argument("name", choices=("rvq-depth", "random-encoder", "scene-depth", "qa"))
     p.add_argument("--out", required=True)
-    p.add_argument("--tokenizer", default="runs/vision/tokenizer", help="a trained tokenizer (its SAE is studied)")
-    p.add_argument("--data", required=True, help="ShapesWorld training images (directory or manifest)")
+    p.add_argument(
+        "--tokenizer",
+        default="runs/vision/tokenizer",
+        help="a trained tokenizer (its SAE is studied); qa also reads its run: RUN/vocab.json, RUN/ckpt/sae",
+    )
+    p.add_argument("--data", required=True, help="ShapesWorld training images (directory or manifest; qa reads none)")
     p.add_argument("--val", required=True, help="held-out ShapesWorld images")
     p.add_argument("--steps", type=positive_int, default=300, help="training steps of each variant")
     p.add_argument("--seed", type=int, default=0)

@@ -66,7 +66,7 @@ from dina.audio.evaluate import speaker_similarity
 from dina.data.shapes.judge import parse_image, score_scene
 from dina.data.shapes.ocr import normalize_text as normalize_sign
 from dina.data.shapes.scene import Scene
-from dina.data.shapes.text import plural
+from dina.data.shapes.text import SIGN_WORD_QUESTION, plural
 from dina.data.speech.asr import AsrConfig, AsrJudge
 from dina.data.speech.textnorm import corpus_wer, normalize_text
 from dina.errors import BadArgument, BadInputFile, BadManifest
@@ -79,7 +79,7 @@ from dina.io.manifest import read_manifest
 from dina.vision.preprocess import PreprocessConfig, smart_resize
 
 MANIFEST_NAME = "manifest.jsonl"
-OCR_QUESTION = "What does the sign say?"  # as ShapesWorld's QA asks it
+OCR_QUESTION = SIGN_WORD_QUESTION  # as ShapesWorld's QA asks it
 N_EXAMPLES = 3  # per section, kept in the result to read next to the numbers
 GENEVAL = ("object", "count", "color", "position")
 

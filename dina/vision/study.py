@@ -19,6 +19,13 @@
   depth is a fresh RVQ trained by EMA alone (no gradient reaches an EMA codebook) for the
   study's steps on the tokenizer's fixed projection.
 
+- `qa` (ours; the understanding half of eq. 1): the SAE stage's own answer decoder (eq. 2; kept in
+  the training run's `ckpt/sae` beside `RUN/tokenizer`) answers every question of the held-out
+  manifest from the continuous SAE features and from the features the semantic decoder (Sec.
+  2.2.3) reconstructs from the codes; exact-match accuracy per question kind, with the sign's
+  word (`sign_word`) apart from whether there is a sign (`sign`). It says what the encoder has
+  learned to understand, and whether the codes keep it.
+
 All write `DIR/<name>.json` and `DIR/<name>.png` and say which way the result points.
 """
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +46,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dina.data.shapes.text import SIGN_WORD_QUESTION
 from dina.errors import BadArgument, BadInputFile
 from dina.io.atomic import atomic_path, ensure_dir, write_json
 from dina.metrics.image import from_uint8, psnr, ssim
 from dina.quantize import ResidualVQ
+from dina.training.checkpoint import load_checkpoint
 from dina.training.loop import StagePlan, batch_indices, make_optimizer, optimizer_step
 from dina.vision.data import ImageRecord, load_images
 from dina.vision.encoder import SemanticEncoder
 from dina.vision.evaluate import image_quality, judge_report
 from dina.vision.pixel_decoder import PixelDecoder
 from dina.vision.preprocess import to_uint8
+from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, WordVocab, greedy_answer
 from dina.vision.tokenizer import QuantProjection, SemanticDecoder, VisionTokenizer
 from dina.vision.train import _crop, cache_features, start_from_patches
 
@@ -242,9 +253,75 @@ def scene_depth(model: VisionTokenizer, train_feats, val_recs: list[ImageRecord]
     return result
 
 
+QA_SOURCES = ("continuous", "codes")
+
+
+def load_answer_decoder(tokenizer: str | Path, model: VisionTokenizer) -> tuple[AnswerDecoder, WordVocab]:
+    """The SAE stage's answer decoder and vocabulary from the training run around `RUN/tokenizer`
+    (`RUN/vocab.json`, `RUN/ckpt/sae`, as `train_vision` writes them)."""
+    run = Path(tokenizer).parent
+    vocab_path, ckpt = run / "vocab.json", run / "ckpt" / "sae"
+    for path in (vocab_path, ckpt / "model.safetensors"):
+        if not path.exists():
+            raise BadInputFile(f"the qa study needs the tokenizer's training run around it: {path} is missing")
+    vocab = WordVocab.load(vocab_path)
+    answer = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=model.config.sae.out_dim))
+    load_checkpoint(ckpt, {"answer_decoder": answer}, restore_rng=False)
+    return answer.eval(), vocab
+
+
+def _question_kind(qa: dict) -> str:
+    return "sign_word" if qa["question"] == SIGN_WORD_QUESTION else str(qa["kind"])
+
+
+@torch.no_grad()
+def qa_accuracy(model: VisionTokenizer, answer: AnswerDecoder, vocab: WordVocab, val_recs: list[ImageRecord]) -> dict:
+    """Exact-match accuracy of the answer decoder per question kind, from the continuous SAE
+    features and from the semantic decoder's reconstruction of them from the codes."""
+    if any(not (r.row and r.row.get("qa")) for r in val_recs):
+        raise BadInputFile("the qa study needs held-out ShapesWorld images with questions (--val)")
+    model.eval()
+    proj = model.quant_proj
+    asked: Counter = Counter()
+    right: dict[str, Counter] = {source: Counter() for source in QA_SOURCES}
+    for rec in val_recs:
+        packed = model.preprocess([rec.rgb])
+        z = model.features(packed).features_ND
+        from_codes = model.semantic_decoder(model.rvq.decode(model.rvq.encode(proj(z)))) * proj.std + proj.mean
+        keys = {
+            s: answer.image_keys([f], list(packed.grid_hw)) for s, f in zip(QA_SOURCES, (z, from_codes), strict=True)
+        }
+        for qa in rec.row["qa"]:  # type: ignore[index]
+            kind = _question_kind(qa)
+            asked[kind] += 1
+            expected = vocab.decode(vocab.encode(str(qa["answer"])))
+            for source, (k, mask) in keys.items():
+                right[source][kind] += greedy_answer(answer, vocab, k, mask, qa["question"])[0] == expected
+    result: dict[str, Any] = {"questions": dict(sorted(asked.items()))}
+    for source in QA_SOURCES:
+        per_kind = {kind: right[source][kind] / n for kind, n in sorted(asked.items())}
+        result[source] = {**per_kind, "overall": sum(right[source].values()) / sum(asked.values())}
+    gap = result["codes"]["overall"] - result["continuous"]["overall"]
+    result["summary"] = {
+        "accuracy_continuous": result["continuous"]["overall"],
+        "accuracy_codes": result["codes"]["overall"],
+        "codes_minus_continuous": gap,
+        "direction": "the codes answer as well as the features (within 0.02)"
+        if gap >= -0.02
+        else "the codes lose some of what the features answer",
+    }
+    return result
+
+
 def _plot(name: str, result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    if name == "scene-depth":
+    if name == "qa":
+        kinds = [*result["questions"], "overall"]
+        for i, source in enumerate(QA_SOURCES):
+            ax.bar(np.arange(len(kinds)) + 0.4 * i, [result[source][k] for k in kinds], 0.4, label=source)
+        ax.set_xticks(np.arange(len(kinds)) + 0.2, kinds, rotation=30)
+        ax.set_ylabel("exact-match accuracy")
+    elif name == "scene-depth":
         depths = [n for n in SCENE_DEPTHS if f"levels_{n}" in result]
         for key, label, scale in (("judge_exact_scene", "judge exact scene", 1.0), ("psnr", "PSNR / 40 dB", 40.0)):
             (line,) = ax.plot(depths, [result[f"levels_{n}"][key] / scale for n in depths], "o-", label=label)
@@ -259,12 +336,13 @@ def _plot(name: str, result: dict, path: Path) -> None:
         ax.set_ylabel("training loss")
     ax.set_title(f"dina vision study {name}")
     ax.legend()
+    fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
-STUDIES = ("rvq-depth", "random-encoder", "scene-depth")
+STUDIES = ("rvq-depth", "random-encoder", "scene-depth", "qa")
 
 
 def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, tokenizer: str | Path,
@@ -276,9 +354,12 @@ def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, 
     out = ensure_dir(out)
     torch.manual_seed(seed)
     model = VisionTokenizer.from_pretrained(tokenizer)
-    val_limit = 100 if name == "scene-depth" else 50  # the judge's accuracy needs more images than the losses
-    train_recs, val_recs = load_images(data, limit=600), load_images(val, limit=val_limit)
-    if name == "rvq-depth":
+    val_limit = 100 if name in ("scene-depth", "qa") else 50  # accuracies need more images than the losses
+    val_recs = load_images(val, limit=val_limit)
+    train_recs = [] if name == "qa" else load_images(data, limit=600)
+    if name == "qa":
+        result = qa_accuracy(model, *load_answer_decoder(tokenizer, model), val_recs)
+    elif name == "rvq-depth":
         result = rvq_depth(model, cache_features(model, train_recs), cache_features(model, val_recs), steps, seed)
     elif name == "scene-depth":
         result = scene_depth(model, cache_features(model, train_recs), val_recs, steps, seed)

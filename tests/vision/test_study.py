@@ -1,12 +1,17 @@
-"""`dina vision study scene-depth`: deeper RVQs quantize finer, the judge's ceiling is exact, files are written."""
+"""`dina vision study scene-depth` and `qa`: deeper RVQs quantize finer, the judge's ceiling is exact, every
+question is counted and scored, files are written."""
 
 import dataclasses
 import json
+from collections import Counter
 
 import pytest
+import torch
 
 import dina.vision.study as study
 from dina.errors import BadInputFile
+from dina.training.checkpoint import save_checkpoint
+from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, WordVocab
 from dina.vision.train import cache_features
 
 
@@ -54,3 +59,52 @@ def test_scene_depth_needs_scenes(world, tmp_path):
     plain = [dataclasses.replace(r, row=None) for r in records[:2]]
     with pytest.raises(BadInputFile, match="scenes"):
         study.scene_depth(model, cache_features(model, records), plain, steps=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(world, tmp_path_factory):
+    """A training run's layout around an untrained tokenizer: RUN/tokenizer, RUN/vocab.json, RUN/ckpt/sae."""
+    _, _, model, records = world
+    run = tmp_path_factory.mktemp("run")
+    model.save_pretrained(run / "tokenizer")
+    vocab = WordVocab.build([t for r in records for qa in r.row["qa"] for t in (qa["question"], str(qa["answer"]))])
+    vocab.save(run / "vocab.json")
+    torch.manual_seed(0)
+    answer = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=model.config.sae.out_dim))
+    save_checkpoint(run / "ckpt" / "sae", {"tokenizer": model, "answer_decoder": answer}, step=1)
+    return run
+
+
+def _kinds(records) -> Counter:
+    return Counter(study._question_kind(qa) for r in records for qa in r.row["qa"])
+
+
+def test_qa_counts_every_question_and_scores_exact_answers(world, run_dir, monkeypatch):
+    _, _, model, records = world
+    answer, vocab = study.load_answer_decoder(run_dir / "tokenizer", model)
+    expected = iter(str(qa["answer"]).upper() for r in records for qa in r.row["qa"] for _ in study.QA_SOURCES)
+    # an oracle that answers every question right, in upper case (answers compare as the vocabulary words)
+    monkeypatch.setattr(study, "greedy_answer", lambda *a: [next(expected).lower()])
+    result = study.qa_accuracy(model, answer, vocab, records)
+    assert result["questions"] == dict(_kinds(records)) and "sign_word" in result["questions"]
+    assert all(v == 1.0 for source in study.QA_SOURCES for v in result[source].values())
+    monkeypatch.setattr(study, "greedy_answer", lambda *a: ["not an answer"])
+    wrong = study.qa_accuracy(model, answer, vocab, records)
+    assert all(v == 0.0 for source in study.QA_SOURCES for v in wrong[source].values())
+
+
+def test_run_study_qa_reads_the_answer_decoder_of_the_run(world, run_dir, tmp_path):
+    data, _, _, records = world
+    result = study.run_study("qa", out=tmp_path, data=data, val=data, tokenizer=run_dir / "tokenizer")
+    kinds = _kinds(records)
+    for source in study.QA_SOURCES:  # overall is the question-weighted mean of the kinds
+        weighted = sum(result[source][k] * n for k, n in kinds.items()) / sum(kinds.values())
+        assert result[source]["overall"] == pytest.approx(weighted)
+    assert json.loads((tmp_path / "qa.json").read_text())["summary"] == result["summary"]
+    assert (tmp_path / "qa.png").stat().st_size > 0
+
+
+def test_qa_without_the_training_run_names_what_is_missing(world, tmp_path):
+    data, tokenizer, _, _ = world  # a tokenizer saved on its own, without vocab.json or ckpt/sae
+    with pytest.raises(BadInputFile, match=r"vocab\.json is missing"):
+        study.run_study("qa", out=tmp_path / "out", data=data, val=data, tokenizer=tokenizer)

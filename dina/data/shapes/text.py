@@ -12,6 +12,7 @@ import numpy as np
 
 from dina.data.shapes.scene import REGION_PHRASES, SHAPES, Scene, ShapeObject, region_cell
 
+SIGN_WORD_QUESTION = "What does the sign say?"
 _NUMBER = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _PLURAL = {"cross": "crosses"}
 
@@ -116,6 +117,6 @@ def qa_pairs(scene: Scene, rng: np.random.Generator) -> list[dict]:
         qa.append({"question": f"What shape is {region_phrase(pick.region)}?", "answer": pick.shape, "kind": "shape"})
     qa += _relation_qa(scene, rng)
     if scene.sign is not None:
-        qa.append({"question": "What does the sign say?", "answer": scene.sign.text, "kind": "sign"})
+        qa.append({"question": SIGN_WORD_QUESTION, "answer": scene.sign.text, "kind": "sign"})
     qa.append({"question": "Is there a sign?", "answer": "no" if scene.sign is None else "yes", "kind": "sign"})
     return qa
