@@ -108,3 +108,11 @@ def test_qa_without_the_training_run_names_what_is_missing(world, tmp_path):
     data, tokenizer, _, _ = world  # a tokenizer saved on its own, without vocab.json or ckpt/sae
     with pytest.raises(BadInputFile, match=r"vocab\.json is missing"):
         study.run_study("qa", out=tmp_path / "out", data=data, val=data, tokenizer=tokenizer)
+
+
+def test_qa_needs_questions(world, run_dir):
+    _, _, model, records = world
+    answer, vocab = study.load_answer_decoder(run_dir / "tokenizer", model)
+    plain = [dataclasses.replace(r, row=None) for r in records[:2]]
+    with pytest.raises(BadInputFile, match="questions"):
+        study.qa_accuracy(model, answer, vocab, plain)
