@@ -69,7 +69,7 @@ def _feature_cosine(model: VisionTokenizer, records: list[ImageRecord], batch: i
     proj = model.quant_proj
     for i in range(0, len(records), batch):
         z = model.features(model.preprocess([r.rgb for r in records[i : i + batch]])).features_ND
-        z_hat = model.semantic_decoder(model.rvq.decode(model.rvq.encode(proj(z))))
+        z_hat = model.semantic_decoder(model.quantized_embeddings(z))
         std.append(proj.standardized_cosine(z_hat, z))
         raw.append(F.cosine_similarity(z_hat * proj.std + proj.mean, z, dim=-1))
     return {

@@ -290,7 +290,7 @@ def qa_accuracy(model: VisionTokenizer, answer: AnswerDecoder, vocab: WordVocab,
         # The semantic decoder is trained by a cosine loss, so its output's scale is free; the answer
         # decoder RMS-normalizes its input. Measured on the tiny run: the same accuracy (0.380) as
         # inverting the fixed principal projection exactly (0.376).
-        from_codes = model.semantic_decoder(model.rvq.decode(model.rvq.encode(proj(z)))) * proj.std + proj.mean
+        from_codes = model.semantic_decoder(model.quantized_embeddings(z)) * proj.std + proj.mean
         keys = {
             s: answer.image_keys([f], list(packed.grid_hw)) for s, f in zip(QA_SOURCES, (z, from_codes), strict=True)
         }

@@ -202,6 +202,11 @@ class VisionTokenizer(Pretrained, nn.Module):
     def quantize(self, z_TF: torch.Tensor) -> RVQOutput:
         return self.rvq(self.quant_proj(z_TF))
 
+    def quantized_embeddings(self, z_TF: torch.Tensor) -> torch.Tensor:
+        """(T, F) SAE features -> (T, C) summed code embeddings of their codes: what the pixel
+        decoder reads (encode then decode; no codebook update)."""
+        return self.rvq.decode(self.rvq.encode(self.quant_proj(z_TF)))
+
     @torch.no_grad()
     def encode(self, images: list[np.ndarray]) -> VisionCodes:
         """(H, W, 3) uint8 images of any size -> codes, one (h, w, L) grid per image."""

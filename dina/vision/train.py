@@ -112,7 +112,7 @@ def cache_codes(model: VisionTokenizer, features: list[torch.Tensor]) -> list[to
     """Frozen quantized code embeddings per image, (h·w, C)."""
     model.quant_proj.eval()
     model.rvq.eval()
-    return [model.rvq.decode(model.rvq.encode(model.quant_proj(z))) for z in features]
+    return [model.quantized_embeddings(z) for z in features]
 
 
 # ---- stage losses ------------------------------------------------------------------------------
