@@ -7,6 +7,7 @@ text.py    captions, VQA pairs, text-to-image prompts
 world.py   `generate`: PNGs + manifest.jsonl for a split
 judge.py   `parse_image` (pixels -> scene), GenEval-style `score_image`, `judge_images`, `judge_manifest`
 ocr.py     reading a sign's word with tesseract
+labels.py  what is under every pixel (background, plate, shape, character), per token cell
 """
 
 from dina.data.shapes.judge import judge_images, judge_manifest, parse_image, score_image, score_scene

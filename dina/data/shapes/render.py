@@ -87,9 +87,14 @@ def draw_sign(draw: ImageDraw.ImageDraw, sign: Sign) -> None:
     """A light plate filling the sign's box, with its word in dark ink SIGN_PAD px inside."""
     x0, y0, x1, y1 = sign.box  # type: ignore[misc]
     draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=SIGN_PLATE)
-    font = sign_font(sign.font_px)
-    bx, by, _, _ = font.getbbox(sign.text or "")
-    draw.text((x0 + SIGN_PAD - bx, y0 + SIGN_PAD - by), sign.text or "", font=font, fill=SIGN_INK)
+    draw.text(sign_text_origin(sign), sign.text or "", font=sign_font(sign.font_px), fill=SIGN_INK)
+
+
+def sign_text_origin(sign: Sign) -> tuple[float, float]:
+    """Where `draw.text` starts the word so that its ink box sits `SIGN_PAD` px inside the plate."""
+    x0, y0, _, _ = sign.box  # type: ignore[misc]
+    bx, by, _, _ = sign_font(sign.font_px).getbbox(sign.text or "")
+    return x0 + SIGN_PAD - bx, y0 + SIGN_PAD - by
 
 
 def render(scene: Scene) -> np.ndarray:
