@@ -105,7 +105,7 @@ def register(sub) -> None:
     p.set_defaults(func=_eval)
 
     p = vsub.add_parser("study", help="the report's claims at small scale")
-    p.add_argument("name", choices=("rvq-depth", "random-encoder", "scene-depth", "qa"))
+    p.add_argument("name", choices=("rvq-depth", "random-encoder", "scene-depth", "qa", "tokens"))
     p.add_argument("--out", required=True)
     p.add_argument(
         "--tokenizer",

@@ -26,6 +26,13 @@
   word (`sign_word`) apart from whether there is a sign (`sign`). It says what the encoder has
   learned to understand, and whether the codes keep it.
 
+- `tokens` (ours; where the scene is lost, token by token): every 28-px token is split into 4 × 4
+  cells labelled from the scene (`dina.data.shapes.labels`: background, sign plate, which shape,
+  which character of the sign's word). An MLP probe per source learns the cells' classes from the
+  token's vector alone, once from the continuous SAE features and once from their code
+  embeddings (what the pixel decoder reads); held-out accuracy of each cell's dominant class, by
+  group. What the features say of a token and the codes do not is what quantization loses.
+
 All write `DIR/<name>.json` and `DIR/<name>.png` and say which way the result points.
 """
 
@@ -45,7 +52,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from dina.data.shapes.labels import CELL_CLASSES, CELL_GROUPS, cell_fractions, class_group, label_map
+from dina.data.shapes.scene import Scene
 from dina.data.shapes.text import SIGN_WORD_QUESTION
 from dina.errors import BadArgument, BadInputFile
 from dina.io.atomic import atomic_path, ensure_dir, write_json
@@ -316,9 +326,91 @@ def qa_accuracy(model: VisionTokenizer, answer: AnswerDecoder, vocab: WordVocab,
     return result
 
 
+TOKEN_SOURCES = ("continuous", "codes")
+PROBE_CELLS = 4  # 7-px cells per 28-px token side
+
+
+def _cell_targets(model: VisionTokenizer, rec: ImageRecord) -> torch.Tensor:
+    """(h·w, cells², K) class fractions of `rec`'s scene on the tokenizer's resized grid."""
+    labels = label_map(Scene.from_dict(rec.row["scene"]))  # type: ignore[index]
+    _, (h, w) = model.resized(rec.rgb)
+    px = model.config.token_px
+    if labels.shape != (h * px, w * px):  # nearest-neighbour resize, as no class may blend
+        labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize((w * px, h * px), Image.Resampling.NEAREST))
+    return torch.from_numpy(cell_fractions(labels.astype(np.int64), PROBE_CELLS, px))
+
+
+def token_probe(model: VisionTokenizer, train_recs, val_recs, steps: int, seed: int) -> dict:
+    """Per source (the continuous SAE features, their code embeddings), an MLP probe learns each
+    token's cell classes (`dina.data.shapes.labels`) from the token's vector alone; held-out
+    accuracy of the dominant class per cell, by group (background, plate, shape, character)."""
+    if any(not (r.row and "scene" in r.row) for r in [*train_recs, *val_recs]):
+        raise BadInputFile("the tokens study needs ShapesWorld images with scenes (--data and --val)")
+    model.eval()
+    targets = [torch.cat([_cell_targets(model, r) for r in recs]) for recs in (train_recs, val_recs)]
+    with torch.no_grad():
+        feats = [torch.cat(cache_features(model, recs)) for recs in (train_recs, val_recs)]
+        vectors = {"continuous": feats, "codes": [model.quantized_embeddings(f) for f in feats]}
+    (train_Y, val_Y), K = targets, len(CELL_CLASSES)
+    dominant = val_Y.argmax(-1).numpy()
+    groups = class_group(dominant)
+    # half of every batch from tokens with something on them: most tokens are background
+    foreground = (train_Y.argmax(-1) > 0).any(-1).nonzero().squeeze(1)
+    result: dict[str, Any] = {"cells": {g: int((groups == i).sum()) for i, g in enumerate(CELL_GROUPS)}}
+    for source in TOKEN_SOURCES:
+        train_X, val_X = vectors[source]
+        mean, std = train_X.mean(0), train_X.std(0).clamp_min(1e-6)
+        torch.manual_seed(seed)
+        probe = torch.nn.Sequential(
+            torch.nn.Linear(train_X.shape[1], 256),
+            torch.nn.GELU(),
+            torch.nn.Linear(256, 256),
+            torch.nn.GELU(),
+            torch.nn.Linear(256, PROBE_CELLS**2 * K),
+        )
+        gen = torch.Generator().manual_seed(seed)
+
+        def loss_fn(step: int, probe=probe, train_X=train_X, mean=mean, std=std, gen=gen) -> torch.Tensor:
+            rows = torch.randint(len(train_X), (256,), generator=gen)
+            if len(foreground):
+                rows = torch.cat([rows, foreground[torch.randint(len(foreground), (256,), generator=gen)]])
+            logp = F.log_softmax(probe((train_X[rows] - mean) / std).view(len(rows), -1, K), dim=-1)
+            return -(train_Y[rows] * logp).sum(-1).mean()
+
+        curve = _train(list(probe.parameters()), loss_fn, StagePlan(steps=steps, batch_size=512, lr=1e-3))
+        with torch.no_grad():
+            predicted = probe((val_X - mean) / std).view(len(val_X), -1, K).argmax(-1).numpy()
+        right = predicted == dominant
+        per_group = {
+            g: float(right[groups == i].mean()) if (groups == i).any() else None for i, g in enumerate(CELL_GROUPS)
+        }
+        result[source] = {**per_group, "train_curve": curve[:: max(1, steps // 50)]}
+    lost = [
+        g for g in CELL_GROUPS
+        if result["cells"][g] and result["codes"][g] < result["continuous"][g] - 0.05
+    ]  # fmt: skip
+    result["summary"] = {
+        **{f"{g}_continuous_codes": [result["continuous"][g], result["codes"][g]] for g in CELL_GROUPS},
+        "direction": f"the codes lose what the features say of: {', '.join(lost)}"
+        if lost
+        else "the codes keep what the features say of every group (within 0.05)",
+    }
+    return result
+
+
 def _plot(name: str, result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    if name == "qa":
+    if name == "tokens":
+        for i, source in enumerate(TOKEN_SOURCES):
+            ax.bar(
+                np.arange(len(CELL_GROUPS)) + 0.4 * i,
+                [result[source][g] or 0.0 for g in CELL_GROUPS],
+                0.4,
+                label=source,
+            )
+        ax.set_xticks(np.arange(len(CELL_GROUPS)) + 0.2, CELL_GROUPS)
+        ax.set_ylabel("held-out cell accuracy (MLP probe)")
+    elif name == "qa":
         kinds = [*result["questions"], "overall"]
         for i, source in enumerate(QA_SOURCES):
             ax.bar(np.arange(len(kinds)) + 0.4 * i, [result[source][k] for k in kinds], 0.4, label=source)
@@ -345,7 +437,7 @@ def _plot(name: str, result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-STUDIES = ("rvq-depth", "random-encoder", "scene-depth", "qa")
+STUDIES = ("rvq-depth", "random-encoder", "scene-depth", "qa", "tokens")
 
 
 def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, tokenizer: str | Path,
@@ -357,13 +449,16 @@ def run_study(name: str, *, out: str | Path, data: str | Path, val: str | Path, 
     out = ensure_dir(out)
     torch.manual_seed(seed)
     model = VisionTokenizer.from_pretrained(tokenizer)
-    val_limit = 100 if name in ("scene-depth", "qa") else 50  # accuracies need more images than the losses
+    val_limit = 100 if name in ("scene-depth", "qa", "tokens") else 50  # accuracies need more images than the losses
     val_recs = load_images(val, limit=val_limit)
-    train_recs = [] if name == "qa" else load_images(data, limit=600)
+    # the token probe learns from every training image; the other studies train whole models on 600
+    train_recs = [] if name == "qa" else load_images(data, limit=None if name == "tokens" else 600)
     if name == "qa":
         result = qa_accuracy(model, *load_answer_decoder(tokenizer, model), val_recs)
     elif name == "rvq-depth":
         result = rvq_depth(model, cache_features(model, train_recs), cache_features(model, val_recs), steps, seed)
+    elif name == "tokens":
+        result = token_probe(model, train_recs, val_recs, steps, seed)
     elif name == "scene-depth":
         result = scene_depth(model, cache_features(model, train_recs), val_recs, steps, seed)
     else:

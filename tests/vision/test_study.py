@@ -1,14 +1,17 @@
-"""`dina vision study scene-depth` and `qa`: deeper RVQs quantize finer, the judge's ceiling is exact, every
-question is counted and scored, files are written."""
+"""`dina vision study scene-depth`, `qa` and `tokens`: deeper RVQs quantize finer, the judge's ceiling is
+exact, every question is counted and scored, the token probe reads cells where they are, files are written."""
 
 import dataclasses
 import json
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 
 import dina.vision.study as study
+from dina.data.shapes.labels import CELL_CLASSES, CELL_GROUPS, cell_fractions, label_map
+from dina.data.shapes.scene import Scene
 from dina.errors import BadInputFile
 from dina.training.checkpoint import save_checkpoint
 from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, WordVocab
@@ -116,3 +119,57 @@ def test_qa_needs_questions(world, run_dir):
     plain = [dataclasses.replace(r, row=None) for r in records[:2]]
     with pytest.raises(BadInputFile, match="questions"):
         study.qa_accuracy(model, answer, vocab, plain)
+
+
+def test_cell_targets_are_the_scene_labels_on_the_token_grid(world):
+    _, _, model, records = world
+    record = records[0]
+    targets = study._cell_targets(model, record)
+    _, (h, w) = model.resized(record.rgb)
+    assert targets.shape == (h * w, study.PROBE_CELLS**2, len(CELL_CLASSES))
+    expected = cell_fractions(label_map(Scene.from_dict(record.row["scene"])), study.PROBE_CELLS)
+    np.testing.assert_array_equal(targets.numpy(), expected)  # ShapesWorld sizes need no resize
+    big = dataclasses.replace(record, rgb=np.repeat(np.repeat(record.rgb, 3, axis=0), 3, axis=1))
+    _, (h3, w3) = model.resized(big.rgb)  # over the pixel budget: the labels follow the resize
+    assert study._cell_targets(model, big).shape[0] == h3 * w3 < 9 * h * w
+
+
+def _labels_as_features(model, records, shuffle: bool):
+    """A feature per token = its own flattened cell targets, or (shuffle) those of other tokens of its
+    image, drawn anew on every call so that the probe cannot learn the permutation."""
+    calls = []
+
+    def features(m, recs, batch=16):
+        out = [study._cell_targets(m, r).flatten(1) for r in recs]
+        calls.append(None)
+        if shuffle:
+            gen = torch.Generator().manual_seed(len(calls))
+            out = [f[torch.randperm(len(f), generator=gen)] for f in out]
+        return out
+
+    return features
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_token_probe_reads_cells_only_where_they_are(world, monkeypatch, shuffle):
+    _, _, model, records = world
+    monkeypatch.setattr(study, "cache_features", _labels_as_features(model, records, shuffle))
+    monkeypatch.setattr(model, "quantized_embeddings", lambda z: z)
+    result = study.token_probe(model, records, records, steps=150, seed=0)
+    assert set(result["cells"]) == set(CELL_GROUPS) and result["cells"]["character"] > 0
+    for source in study.TOKEN_SOURCES:
+        if shuffle:  # the right labels on the wrong tokens: the characters cannot be read
+            assert result[source]["character"] < 0.3
+        else:  # a token's own labels: every group is read
+            assert min(result[source][g] for g in CELL_GROUPS) > 0.9
+    assert result["summary"]["direction"].startswith("the codes keep")
+
+
+def test_token_study_writes_json_and_plot_and_needs_scenes(world, tmp_path):
+    data, tokenizer, model, records = world
+    result = study.run_study("tokens", out=tmp_path, data=data, val=data, tokenizer=tokenizer, steps=2)
+    assert json.loads((tmp_path / "tokens.json").read_text())["summary"] == result["summary"]
+    assert (tmp_path / "tokens.png").stat().st_size > 0
+    plain = [dataclasses.replace(r, row=None) for r in records[:2]]
+    with pytest.raises(BadInputFile, match="scenes"):
+        study.token_probe(model, plain, plain, steps=1, seed=0)
