@@ -76,7 +76,7 @@ from dina.inference.sampling import AUDIO_DEFAULT, GREEDY, IMAGE_DEFAULT
 from dina.io.audio import SAMPLE_RATE, load_audio
 from dina.io.images import load_image
 from dina.io.manifest import read_manifest
-from dina.vision.preprocess import PreprocessConfig, smart_resize
+from dina.vision.preprocess import PreprocessConfig
 
 MANIFEST_NAME = "manifest.jsonl"
 OCR_QUESTION = SIGN_WORD_QUESTION  # as ShapesWorld's QA asks it
@@ -233,16 +233,8 @@ def caption_attributes(caption: str, objects: Sequence[tuple[str, str]]) -> dict
 
 def paint_grid(height: int, width: int, pre: PreprocessConfig, max_side: int) -> tuple[int, int]:
     """(h, w) tokens: the grid the vision tokenizer gives a height × width image, each side capped."""
-    token_px = pre.patch_size * pre.merge
-    h_px, w_px = smart_resize(
-        height,
-        width,
-        token_px=token_px,
-        min_pixels=pre.min_pixels,
-        max_pixels=pre.max_pixels,
-        max_aspect=pre.max_aspect,
-    )
-    return min(h_px // token_px, max_side), min(w_px // token_px, max_side)
+    h_px, w_px = pre.resized_size(height, width)
+    return min(h_px // pre.token_px, max_side), min(w_px // pre.token_px, max_side)
 
 
 def _mean(values: Sequence[float]) -> float | None:

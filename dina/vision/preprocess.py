@@ -69,6 +69,17 @@ class PreprocessConfig:
     def patch_dim(self) -> int:
         return 3 * self.patch_size**2
 
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) in pixels that a height × width image is resized to (`smart_resize` under these rules)."""
+        return smart_resize(
+            height,
+            width,
+            token_px=self.token_px,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            max_aspect=self.max_aspect,
+        )
+
 
 def _closest_grid(h: float, w: float, t_min: int, t_max: int) -> tuple[int, int]:
     """The token grid (th, tw) with t_min <= th·tw <= t_max whose aspect is closest to h/w."""
@@ -256,14 +267,7 @@ def preprocess_images(images: Sequence[np.ndarray], cfg: PreprocessConfig | None
     pixels, originals = [], []
     for i, image in enumerate(images):
         _check_image(i, image)
-        size = smart_resize(
-            image.shape[0],
-            image.shape[1],
-            token_px=cfg.token_px,
-            min_pixels=cfg.min_pixels,
-            max_pixels=cfg.max_pixels,
-            max_aspect=cfg.max_aspect,
-        )
+        size = cfg.resized_size(image.shape[0], image.shape[1])
         pixels.append(torch.from_numpy(resize_image(image, size).astype(np.float32) / 255.0))
         originals.append((int(image.shape[0]), int(image.shape[1])))
     return pack_pixels(pixels, cfg, originals)

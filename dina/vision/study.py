@@ -333,11 +333,10 @@ PROBE_CELLS = 4  # 7-px cells per 28-px token side
 def _cell_targets(model: VisionTokenizer, rec: ImageRecord) -> torch.Tensor:
     """(h·w, cells², K) class fractions of `rec`'s scene on the tokenizer's resized grid."""
     labels = label_map(Scene.from_dict(rec.row["scene"]))  # type: ignore[index]
-    _, (h, w) = model.resized(rec.rgb)
-    px = model.config.token_px
-    if labels.shape != (h * px, w * px):  # nearest-neighbour resize, as no class may blend
-        labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize((w * px, h * px), Image.Resampling.NEAREST))
-    return torch.from_numpy(cell_fractions(labels.astype(np.int64), PROBE_CELLS, px))
+    h_px, w_px = model.config.preprocess.resized_size(*rec.rgb.shape[:2])
+    if labels.shape != (h_px, w_px):  # nearest-neighbour resize, as no class may blend
+        labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize((w_px, h_px), Image.Resampling.NEAREST))
+    return torch.from_numpy(cell_fractions(labels.astype(np.int64), PROBE_CELLS, model.config.token_px))
 
 
 def token_probe(model: VisionTokenizer, train_recs, val_recs, steps: int, seed: int) -> dict:
