@@ -25,7 +25,6 @@ from dina.errors import BadArgument
 SIGN_CHARS = string.ascii_uppercase + string.digits  # what `ocr.normalize_text` keeps
 CELL_CLASSES = ("background", "plate", *SHAPES, *SIGN_CHARS)
 PLATE = CELL_CLASSES.index("plate")
-FIRST_SHAPE = CELL_CLASSES.index(SHAPES[0])
 FIRST_CHAR = CELL_CLASSES.index(SIGN_CHARS[0])
 
 
@@ -44,8 +43,8 @@ def label_map(scene: Scene) -> np.ndarray:
             raise BadArgument("cannot label a sign without a box")
         x0, y0, x1, y1 = sign.box
         labels[y0:y1, x0:x1] = PLATE
-        text = (sign.text or "").upper()
-        bad = sorted(set(text) - set(SIGN_CHARS))
+        text = sign.text or ""  # drawn as `draw_sign` draws it; a letter's class ignores its case
+        bad = sorted(set(text.upper()) - set(SIGN_CHARS))
         if bad:
             raise BadArgument(f"sign text {sign.text!r} has characters outside A-Z0-9: {bad}")
         font, origin = sign_font(sign.font_px), sign_text_origin(sign)
@@ -54,7 +53,7 @@ def label_map(scene: Scene) -> np.ndarray:
             prefix = Image.new("L", (scene.width, scene.height))
             ImageDraw.Draw(prefix).text(origin, text[: i + 1], font=font, fill=255)
             ink = (np.asarray(prefix) > 127) & ~inked
-            labels[ink] = FIRST_CHAR + SIGN_CHARS.index(char)
+            labels[ink] = FIRST_CHAR + SIGN_CHARS.index(char.upper())
             inked |= ink
     return labels
 
