@@ -1,7 +1,8 @@
 """Training dNaViT in the report's stages (Sec. 4.1.1): SAE -> RVQ -> pixel decoder -> refiner.
 
 1. `sae`: the encoder learns the multi-aspect alignment objective (eq. 2) by answering
-   captions and VQA through a small text decoder (`dina.vision.sae_objective`), plus a linear
+   captions and VQA through a small text decoder (`dina.vision.sae_objective`): in each step,
+   one random caption and every question of each image (`_step_pairs`), plus a linear
    pixel probe standing in for the pixel content a pre-trained SAE keeps (ours; see there),
    from a patch embedding (and, in tiny, an explicit pixel path) started at the patches'
    principal directions (`SemanticEncoder.init_from_patches`, ours).
@@ -76,6 +77,7 @@ class VisionTrainPlan(StagedPlan):
     seed: int = 0
     sae_pca_init: bool = True  # start the SAE's patch embedding from the patches' principal directions
     sae_pixel_weight: float = 4.0  # the SAE's linear pixel probe (`dina.vision.sae_objective`); 0 = eq. 2 alone
+    sae_every_question: bool = True  # each SAE step asks one caption and every question of an image; False: one pair
     semantic_weight: float = 1.0
     pixel_weight: float = 1.0
     percep_weight: float = 0.2
@@ -125,9 +127,32 @@ def _qa_pairs(row: dict | None) -> list[tuple[str, str]]:
     return pairs + [(q["question"], str(q["answer"])) for q in row.get("qa", [])]
 
 
+def _step_pairs(row: dict | None, rng: random.Random, every_question: bool) -> list[tuple[str, str]]:
+    """The (question, answer) pairs one SAE step asks of an image: one random pair, or one random
+    caption and every VQA question (eq. 2 over all the aspects the image is annotated with)."""
+    pairs = _qa_pairs(row)
+    if not pairs or not every_question:
+        return [rng.choice(pairs)] if pairs else []
+    captions = [p for p in pairs if p[0] == CAPTION_QUESTION]
+    return ([rng.choice(captions)] if captions else []) + [p for p in pairs if p[0] != CAPTION_QUESTION]
+
+
+def _answer_ce(decoder, vocab, keys, key_mask, asked: list[tuple[int, tuple[str, str]]]) -> torch.Tensor:
+    """The answer decoder's cross-entropy on (image index, (question, answer)) pairs."""
+    seqs = [encode_qa(vocab, *pair, decoder.config.max_text) for _, pair in asked]
+    T = max(len(ids) for ids, _ in seqs)
+    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    mask = torch.zeros(len(seqs), T, dtype=torch.long)
+    for i, (s_ids, s_mask) in enumerate(seqs):
+        ids[i, : len(s_ids)], mask[i, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
+    owner = torch.tensor([i for i, _ in asked])
+    return answer_loss(decoder(ids, keys[owner], key_mask[owner]), ids, mask)
+
+
 def sae_loss_fn(model, decoder, probe, vocab, records, plan) -> Callable[[int], dict[str, torch.Tensor]]:
-    """L_SAE (eq. 2): answer one caption or question per image from the encoder's features,
-    plus `sae_pixel_weight` × the linear pixel probe's error (generative sufficiency, eq. 1)."""
+    """L_SAE (eq. 2): answer captions and questions of each image from the encoder's features
+    (`_step_pairs`), plus `sae_pixel_weight` × the linear pixel probe's error (generative
+    sufficiency, eq. 1)."""
 
     def loss(step: int) -> dict[str, torch.Tensor]:
         rng, _ = _step_rng(plan, "sae", step)
@@ -136,13 +161,8 @@ def sae_loss_fn(model, decoder, probe, vocab, records, plan) -> Callable[[int], 
         z = model.features(packed).features_ND
         feats = torch.split(z, [h * w for h, w in packed.grid_hw])
         keys, key_mask = decoder.image_keys(list(feats), list(packed.grid_hw))
-        seqs = [encode_qa(vocab, *rng.choice(_qa_pairs(r.row)), decoder.config.max_text) for r in batch]
-        T = max(len(ids) for ids, _ in seqs)
-        ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
-        mask = torch.zeros(len(seqs), T, dtype=torch.long)
-        for i, (s_ids, s_mask) in enumerate(seqs):
-            ids[i, : len(s_ids)], mask[i, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
-        ce = answer_loss(decoder(ids, keys, key_mask), ids, mask)
+        asked = [(i, pair) for i, r in enumerate(batch) for pair in _step_pairs(r.row, rng, plan.sae_every_question)]
+        ce = _answer_ce(decoder, vocab, keys, key_mask, asked) if asked else z.new_zeros(())
         pixel = probe.loss(z, packed.patches_NP)
         total = ce + plan.sae_pixel_weight * pixel
         return {"loss": total, "answer_ce": ce.detach(), "pixel_probe": pixel.detach()}

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import random
 
 import pytest
 
@@ -9,7 +10,7 @@ from dina.data.shapes import generate
 from dina.errors import BadInputFile
 from dina.training.loop import StagePlan
 from dina.vision.config import vision_tiny
-from dina.vision.train import STAGES, VisionTrainPlan, train_vision
+from dina.vision.train import CAPTION_QUESTION, STAGES, VisionTrainPlan, _step_pairs, train_vision
 
 
 def _plan(steps: int) -> VisionTrainPlan:
@@ -65,3 +66,37 @@ def test_plan_scaling_keeps_every_stage():
     plan = VisionTrainPlan().scaled(0.1)
     assert all(getattr(plan, s).steps == max(2, round(getattr(VisionTrainPlan(), s).steps * 0.1)) for s in STAGES)
     assert dataclasses.replace(plan, seed=3).seed == 3
+
+
+def test_each_sae_step_asks_one_caption_and_every_question():
+    qa = [{"question": "how many?", "answer": 1}, {"question": "what color?", "answer": "red"}]
+    row = {"captions": ["a red star.", "one red star."], "qa": qa}
+    rng = random.Random(0)
+    pairs = _step_pairs(row, rng, every_question=True)
+    assert [q for q, _ in pairs] == [CAPTION_QUESTION, "how many?", "what color?"]
+    assert pairs[0][1] in row["captions"] and pairs[1:] == [("how many?", "1"), ("what color?", "red")]
+    captions = {_step_pairs(row, rng, every_question=True)[0][1] for _ in range(20)}
+    assert captions == set(row["captions"]), "the caption is drawn at random"
+    one = _step_pairs(row, rng, every_question=False)
+    assert len(one) == 1 and one[0] in [(CAPTION_QUESTION, c) for c in row["captions"]] + pairs[1:]
+    assert _step_pairs({"qa": qa}, rng, every_question=True) == pairs[1:]
+    assert _step_pairs(None, rng, every_question=True) == [] == _step_pairs({}, rng, every_question=False)
+
+
+def test_an_sae_batch_without_annotations_trains_the_pixel_probe_only():
+    import numpy as np
+
+    from dina.vision.data import ImageRecord
+    from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, PixelProbe, WordVocab
+    from dina.vision.tokenizer import VisionTokenizer
+    from dina.vision.train import sae_loss_fn
+
+    config = vision_tiny()
+    vocab = WordVocab.build(["describe the image.", "a red star."])
+    answer = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=config.sae.out_dim))
+    probe = PixelProbe(config.sae.out_dim, config.sae.merge**2 * config.sae.patch_dim)
+    records = [ImageRecord(rgb=np.full((56, 84, 3), 40 * i, dtype=np.uint8), path=f"{i}.png") for i in range(2)]
+    plan = _plan(2)
+    out = sae_loss_fn(VisionTokenizer(config), answer, probe, vocab, records, plan)(0)
+    assert out["answer_ce"].item() == 0.0 and out["pixel_probe"].item() > 0
+    assert out["loss"].item() == pytest.approx(plan.sae_pixel_weight * out["pixel_probe"].item())
