@@ -53,7 +53,14 @@ from dina.errors import BadInputFile
 from dina.io.atomic import ensure_dir, write_json
 from dina.training.loop import StagedPlan, StagePlan, StageRunner, batch_indices, freeze, unfreeze
 from dina.training.metrics import MetricsLog
-from dina.vision.sae_objective import PAD, AnswerDecoder, AnswerDecoderConfig, WordVocab, answer_loss, encode_qa
+from dina.vision.sae_objective import (
+    AnswerDecoder,
+    AnswerDecoderConfig,
+    WordVocab,
+    answer_loss,
+    batch_qa,
+    encode_qa,
+)
 
 STAGES = ("warmup", "joint", "decoder", "refiner", "vocoder")
 TRANSCRIBE = "transcribe the speech."
@@ -155,12 +162,7 @@ def transcript_loss(
     keys, key_mask = transcriber.image_keys(
         [z[:n] for z, n in zip(z_BNW, tokens_B, strict=True)], [(1, n) for n in tokens_B]
     )
-    seqs = [encode_qa(vocab, TRANSCRIBE, text, transcriber.config.max_text) for text in texts]
-    T = max(len(ids) for ids, _ in seqs)
-    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
-    mask = torch.zeros(len(seqs), T, dtype=torch.long)
-    for b, (s_ids, s_mask) in enumerate(seqs):
-        ids[b, : len(s_ids)], mask[b, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
+    ids, mask = batch_qa([encode_qa(vocab, TRANSCRIBE, text, transcriber.config.max_text) for text in texts])
     return answer_loss(transcriber(ids, keys, key_mask), ids, mask)
 
 

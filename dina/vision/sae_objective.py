@@ -185,6 +185,16 @@ def encode_qa(vocab: WordVocab, question: str, answer: str, max_text: int) -> tu
     return ids, mask[: len(ids)]
 
 
+def batch_qa(seqs: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`encode_qa` outputs -> (ids, answer mask), both (B, T) long, right-padded with `PAD` and 0."""
+    T = max(len(ids) for ids, _ in seqs)
+    ids_BT = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    mask_BT = torch.zeros(len(seqs), T, dtype=torch.long)
+    for b, (s_ids, s_mask) in enumerate(seqs):
+        ids_BT[b, : len(s_ids)], mask_BT[b, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
+    return ids_BT, mask_BT
+
+
 def answer_loss(logits_BTV: torch.Tensor, ids_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of predicting token t+1 where token t+1 is part of the answer."""
     target, weight = ids_BT[:, 1:], mask_BT[:, 1:].float()

@@ -50,12 +50,12 @@ from dina.vision.data import ImageRecord, load_images
 from dina.vision.encoder import SemanticEncoder
 from dina.vision.preprocess import pack_pixels
 from dina.vision.sae_objective import (
-    PAD,
     AnswerDecoder,
     AnswerDecoderConfig,
     PixelProbe,
     WordVocab,
     answer_loss,
+    batch_qa,
     encode_qa,
 )
 from dina.vision.tokenizer import VisionTokenizer
@@ -139,12 +139,7 @@ def _step_pairs(row: dict | None, rng: random.Random, every_question: bool) -> l
 
 def _answer_ce(decoder, vocab, keys, key_mask, asked: list[tuple[int, tuple[str, str]]]) -> torch.Tensor:
     """The answer decoder's cross-entropy on (image index, (question, answer)) pairs."""
-    seqs = [encode_qa(vocab, *pair, decoder.config.max_text) for _, pair in asked]
-    T = max(len(ids) for ids, _ in seqs)
-    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
-    mask = torch.zeros(len(seqs), T, dtype=torch.long)
-    for i, (s_ids, s_mask) in enumerate(seqs):
-        ids[i, : len(s_ids)], mask[i, : len(s_mask)] = torch.tensor(s_ids), torch.tensor(s_mask)
+    ids, mask = batch_qa([encode_qa(vocab, *pair, decoder.config.max_text) for _, pair in asked])
     owner = torch.tensor([i for i, _ in asked])
     return answer_loss(decoder(ids, keys[owner], key_mask[owner]), ids, mask)
 
