@@ -20,7 +20,8 @@ scale provides: a *linear* map from each token's feature to its 28×28 pixels, t
 the SAE, so that the pixels stay linearly present in z_p next to the semantics. Departure
 (ours), weighted by `VisionTrainPlan.sae_pixel_weight` (0 turns it off).
 
-Legend: B examples, S image tokens (padded per batch), T text tokens, D width, V vocabulary.
+Legend: B examples (question sequences), I images, S image tokens (padded per batch), T text tokens,
+D width, V vocabulary.
 """
 
 from __future__ import annotations
@@ -132,12 +133,16 @@ class _Block(nn.Module):
         B, H, T, Dh = x.shape
         return x.transpose(1, 2).reshape(B, T, H * Dh)
 
-    def forward(self, x_BTD: torch.Tensor, img_BSD: torch.Tensor, img_mask_BS: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x_BTD: torch.Tensor, img_ISD: torch.Tensor, img_mask_IS: torch.Tensor, owner_B: torch.Tensor | None
+    ) -> torch.Tensor:
         q, k, v = (self._split(t) for t in self.qkv(self.norm1(x_BTD)).chunk(3, dim=-1))
         x_BTD = x_BTD + self.out_self(self._merge(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
         q = self._split(self.q_x(self.norm2(x_BTD)))
-        k, v = (self._split(t) for t in self.kv_x(img_BSD).chunk(2, dim=-1))
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=img_mask_BS[:, None, None, :])
+        k, v = (self._split(t) for t in self.kv_x(img_ISD).chunk(2, dim=-1))  # once per image
+        if owner_B is not None:
+            k, v, img_mask_IS = k[owner_B], v[owner_B], img_mask_IS[owner_B]
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=img_mask_IS[:, None, None, :])
         x_BTD = x_BTD + self.out_x(self._merge(attn))
         return x_BTD + self.mlp(self.norm3(x_BTD))
 
@@ -168,12 +173,23 @@ class AnswerDecoder(nn.Module):
             mask[i, : f.shape[0]] = True
         return keys, mask
 
-    def forward(self, ids_BT: torch.Tensor, img_BSD: torch.Tensor, img_mask_BS: torch.Tensor) -> torch.Tensor:
-        """Logits (B, T, V) for the next token at every position."""
+    def forward(
+        self,
+        ids_BT: torch.Tensor,
+        img_ISD: torch.Tensor,
+        img_mask_IS: torch.Tensor,
+        owner_B: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits (B, T, V) for the next token at every position.
+
+        Sequence b reads image `owner_B[b]` of the I images (None: image b, I = B). The image keys
+        and values are projected once per image and then gathered, not once per sequence: an SAE
+        step asks ~9 questions of each image, so this is ~9x less cross-attention projection work.
+        """
         T = ids_BT.shape[1]
         x = self.embed(ids_BT) + self.pos(torch.arange(T))
         for block in self.blocks:
-            x = block(x, img_BSD, img_mask_BS)
+            x = block(x, img_ISD, img_mask_IS, owner_B)
         return self.head(self.norm(x))
 
 

@@ -72,6 +72,25 @@ def test_decoder_is_causal_and_ignores_padded_image_tokens():
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
 
+def test_sequences_read_their_owners_image_and_its_gradient():
+    """owner_B: keys projected once per image then gathered == keys gathered per sequence, in
+    the logits and in the gradient reaching each image's features."""
+    torch.manual_seed(0)
+    vocab = _vocab()
+    dec = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=12, dim=32, heads=4))
+    feats = [torch.randn(6, 12, requires_grad=True), torch.randn(4, 12, requires_grad=True)]
+    keys, mask = dec.image_keys(feats, [(2, 3), (2, 2)])
+    owner = torch.tensor([1, 0, 1, 1, 0])
+    ids = torch.randint(4, len(vocab), (5, 7))
+    shared = dec(ids, keys, mask, owner)
+    gathered = dec(ids, keys[owner], mask[owner])
+    assert torch.allclose(shared, gathered, atol=1e-5)
+    grads = [torch.autograd.grad(out.square().sum(), feats, retain_graph=True) for out in (shared, gathered)]
+    for a, b in zip(*grads, strict=True):
+        assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(shared[0], dec(ids, keys, mask, torch.tensor([0, 0, 1, 1, 0]))[0], atol=1e-3)
+
+
 def test_pixel_probe_targets_each_tokens_own_pixels():
     images = [make_example(0, "train", i)[1] for i in range(2)]
     packed = preprocess_images(images, PreprocessConfig(min_pixels=56 * 56, max_pixels=112 * 112))
