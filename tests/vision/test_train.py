@@ -4,13 +4,17 @@ import dataclasses
 import json
 import random
 
+import numpy as np
 import pytest
 
 from dina.data.shapes import generate
 from dina.errors import BadInputFile
 from dina.training.loop import StagePlan
 from dina.vision.config import vision_tiny
-from dina.vision.train import CAPTION_QUESTION, STAGES, VisionTrainPlan, _step_pairs, train_vision
+from dina.vision.data import ImageRecord
+from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, PixelProbe, WordVocab
+from dina.vision.tokenizer import VisionTokenizer
+from dina.vision.train import CAPTION_QUESTION, STAGES, VisionTrainPlan, _step_pairs, sae_loss_fn, train_vision
 
 
 def _plan(steps: int) -> VisionTrainPlan:
@@ -84,13 +88,6 @@ def test_each_sae_step_asks_one_caption_and_every_question():
 
 
 def test_an_sae_batch_without_annotations_trains_the_pixel_probe_only():
-    import numpy as np
-
-    from dina.vision.data import ImageRecord
-    from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, PixelProbe, WordVocab
-    from dina.vision.tokenizer import VisionTokenizer
-    from dina.vision.train import sae_loss_fn
-
     config = vision_tiny()
     vocab = WordVocab.build(["describe the image.", "a red star."])
     answer = AnswerDecoder(AnswerDecoderConfig(vocab_size=len(vocab), feature_dim=config.sae.out_dim))
