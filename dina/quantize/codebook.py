@@ -56,11 +56,12 @@ class BatchStats:
     sums_KD: Tensor
 
 
-def assignment_stats(r_ND: Tensor, codes_N: Tensor, n_codes: int) -> BatchStats:
-    """Count and sum the rows assigned to each entry."""
-    counts_K = torch.bincount(codes_N, minlength=n_codes).float()
+def assignment_stats(r_ND: Tensor, codes_N: Tensor, n_codes: int, weights_N: Tensor | None = None) -> BatchStats:
+    """Count and sum the rows assigned to each entry, each row counted `weights_N[i]` times if given."""
+    counts_K = torch.bincount(codes_N, weights=weights_N, minlength=n_codes).float()
     sums_KD = torch.zeros(n_codes, r_ND.shape[1], dtype=torch.float32, device=r_ND.device)
-    sums_KD.index_add_(0, codes_N, r_ND.float())
+    rows_ND = r_ND.float() if weights_N is None else r_ND.float() * weights_N.float().unsqueeze(1)
+    sums_KD.index_add_(0, codes_N, rows_ND)
     return BatchStats(counts_K=counts_K, sums_KD=sums_KD)
 
 

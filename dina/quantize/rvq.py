@@ -20,6 +20,18 @@ Behaviour and departures:
   on 32-cluster toy data it settled in worse k-means minima (loss 0.47-1.04 vs 0.18-0.50
   after 80 steps) and on Gaussian data it made no difference.
 - Restarted entries get N_k = max(1, dead_threshold) and m_k = e_k·N_k.
+- `residual_weight_power` α (ours; 0, the report's plain EMA k-means, by default): each
+  residual enters its level's EMA statistics with weight w_i = ‖r_i‖^(2α), normalized to mean 1
+  over the (global) batch, so the update minimizes Σ w_i ‖r_i − e_k‖² and the level spends more
+  entries where residuals are still large. Why, for the vision `tiny` preset (α = 0.5): there
+  83% of the tokens are flat background, which plain k-means serves with over half of every
+  level's entries although 8 levels leave it 2% of its variance, while the 17% of tokens that
+  hold an object or a sign keep 12% of theirs (84.8 of 688). With α = 0.5 they keep 10% (68.6),
+  the background 3% (0.30 of 10.5), and held-out usage stays ≥ 0.78 per level (α = 1: 67.5, but
+  usage 0.63). The full recipe's commitment loss falls from 0.129 to 0.100, and on 200 held-out
+  images objects come back more often (GenEval 0.785 against 0.75) at the same exact-scene rate
+  (0.475). The normalization's sums go through `CodebookSync.reduce_stats_`, so data-parallel
+  ranks weight as one process would on the union batch. A training forward costs ~4% more.
 - The release's codebooks carry one unused extra row (`embed[:-1]`); ours have exactly K.
 - Random choices use a generator seeded from (seed, step, level), so runs reproduce and
   resume without saving generator state; data-parallel ranks agree through `CodebookSync`.
@@ -58,6 +70,7 @@ class RVQConfig(ConfigBase):
     commitment_weight: float = 1.0
     kmeans_init: bool = False  # see the module docstring: restarts already seed from data
     kmeans_iters: int = 2
+    residual_weight_power: float = 0.0  # α: EMA statistics weighted by ‖r‖^(2α) (module docstring)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -72,6 +85,10 @@ class RVQConfig(ConfigBase):
             (self.dead_threshold >= 0.0, f"rvq dead_threshold must be >= 0, got {self.dead_threshold}"),
             (self.commitment_weight >= 0.0, f"rvq commitment_weight must be >= 0, got {self.commitment_weight}"),
             (self.kmeans_iters >= 0, f"rvq kmeans_iters must be >= 0, got {self.kmeans_iters}"),
+            (
+                self.residual_weight_power >= 0.0,
+                f"rvq residual_weight_power must be >= 0, got {self.residual_weight_power}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -229,9 +246,22 @@ class ResidualVQ(nn.Module):
         return torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
+    def _weights(self, r_MD: Tensor) -> Tensor | None:
+        """Per-residual weights ‖r‖^(2α) / their mean over all ranks' rows; None when α = 0."""
+        power = self.config.residual_weight_power
+        if power == 0.0:
+            return None
+        w_M = r_MD.float().square().sum(dim=1).pow(power)
+        # The global mean is a count and a sum: the same all-reduce as the codebook statistics.
+        count_1, total_11 = torch.full((1,), float(w_M.numel()), device=w_M.device), w_M.sum().reshape(1, 1)
+        self.sync.reduce_stats_(count_1, total_11)
+        mean = total_11[0, 0] / count_1[0].clamp(min=1.0)
+        return w_M / mean if mean > 0 else torch.ones_like(w_M)
+
+    @torch.no_grad()
     def _update_level(self, book: EMACodebook, r_MD: Tensor, codes_M: Tensor, level: int) -> int:
         """EMA update from this level's residual inputs, then restart dead entries; returns restarts."""
-        stats = assignment_stats(r_MD, codes_M, book.n_codes)
+        stats = assignment_stats(r_MD, codes_M, book.n_codes, self._weights(r_MD))
         self.sync.reduce_stats_(stats.counts_K, stats.sums_KD)
         book.ema_update_(stats.counts_K, stats.sums_KD, decay=self.config.decay, eps=self.config.eps)
         # N_k is identical on every rank after the reduction, so all ranks agree on `dead`.
@@ -248,10 +278,11 @@ class ResidualVQ(nn.Module):
         all_K = torch.arange(book.n_codes, device=r_MD.device)
         size = self.config.restart_cluster_size
         book.reset_(all_K, self.sync.choose_rows(r_MD, book.n_codes, self._generator(level, _INIT)), cluster_size=size)
+        weights_M = self._weights(r_MD)
         for _ in range(self.config.kmeans_iters):
-            stats = assignment_stats(r_MD, book.nearest(r_MD), book.n_codes)
+            stats = assignment_stats(r_MD, book.nearest(r_MD), book.n_codes, weights_M)
             self.sync.reduce_stats_(stats.counts_K, stats.sums_KD)
-            means_KD = stats.sums_KD / stats.counts_K.clamp(min=1.0).unsqueeze(1)
+            means_KD = stats.sums_KD / stats.counts_K.clamp(min=torch.finfo(torch.float32).tiny).unsqueeze(1)
             # Entries no vector chose keep their seed vector (the restarts handle them later).
             book.reset_(all_K, torch.where(stats.counts_K.unsqueeze(1) > 0, means_KD, book.embed_KD), cluster_size=size)
 

