@@ -262,8 +262,9 @@ def _train(rvq: ResidualVQ, steps: range) -> None:
         rvq(torch.randn(24, 8, generator=torch.Generator().manual_seed(step)))
 
 
-def test_same_seed_same_codebooks_and_resume_reproduces() -> None:
-    settings = {"kmeans_init": True, "dead_threshold": 1.0}
+@pytest.mark.parametrize("power", [0.0, 0.5])
+def test_same_seed_same_codebooks_and_resume_reproduces(power: float) -> None:
+    settings = {"kmeans_init": True, "dead_threshold": 1.0, "residual_weight_power": power}
     a, b, other = _rvq(**settings), _rvq(**settings), _rvq(seed=1, **settings)
     for rvq in (a, b, other):
         _train(rvq, range(4))
