@@ -85,7 +85,7 @@ class VisionTrainPlan(StagedPlan):
     percep_weight: float = 0.2
     align_weight: float = 0.1
     crop_tokens: int = 8
-    align_crops: int = 4  # L_align runs the frozen SAE on this many crops of each batch (it dominates the step time)
+    align_crops: int = 4  # L_align runs the frozen SAE on this many crops of each batch (0: no L_align)
     refiner_crop_tokens: int = 4
     checkpoint_every: int = 100
 
@@ -196,6 +196,16 @@ def _crop(grid: tuple[int, int], max_tokens: int, rng: random.Random) -> tuple[i
     return rng.randrange(grid[0] - h + 1), rng.randrange(grid[1] - w + 1), h, w
 
 
+def _align_loss(model: VisionTokenizer, preds: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """L_align = 1 − cos(SAE(x̂), SAE(x)) over the tokens of the given crops; 0 without crops."""
+    if not preds:
+        return torch.zeros(())
+    f_pred = model.features(pack_pixels(preds, model.config.preprocess)).features_ND
+    with torch.no_grad():
+        f_true = model.features(pack_pixels(targets, model.config.preprocess)).features_ND
+    return 1 - F.cosine_similarity(f_pred, f_true, dim=-1).mean()
+
+
 def decoder_loss_fn(model, codes, pixels, plan) -> Callable[[int], dict[str, torch.Tensor]]:
     """L_dec = λ1 (L1 + MSE) + λ2 (1 − SSIM) + λ3 (1 − cos(SAE(x̂), SAE(x))) (eq. 6) on random crops;
     L_align on the first `align_crops` crops of the batch (the crops are in random order)."""
@@ -218,11 +228,7 @@ def decoder_loss_fn(model, codes, pixels, plan) -> Callable[[int], dict[str, tor
         ssim_v = torch.stack(
             [ssim(p.permute(2, 0, 1)[None], t.permute(2, 0, 1)[None], data_range=1.0) for p, t in pairs]
         ).mean()
-        k = plan.align_crops
-        f_pred = model.features(pack_pixels(preds[:k], model.config.preprocess)).features_ND
-        with torch.no_grad():
-            f_true = model.features(pack_pixels(targets[:k], model.config.preprocess)).features_ND
-        align = 1 - F.cosine_similarity(f_pred, f_true, dim=-1).mean()
+        align = _align_loss(model, preds[: plan.align_crops], targets[: plan.align_crops])
         pixel = l1 + mse
         total = plan.pixel_weight * pixel + plan.percep_weight * (1 - ssim_v) + plan.align_weight * align
         return {"loss": total, "l1": l1.detach(), "mse": mse.detach(), "ssim": ssim_v.detach(), "align": align.detach()}

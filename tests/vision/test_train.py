@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 
 from dina.data.shapes import generate
 from dina.errors import BadInputFile
@@ -14,7 +15,15 @@ from dina.vision.config import vision_tiny
 from dina.vision.data import ImageRecord
 from dina.vision.sae_objective import AnswerDecoder, AnswerDecoderConfig, PixelProbe, WordVocab
 from dina.vision.tokenizer import VisionTokenizer
-from dina.vision.train import CAPTION_QUESTION, STAGES, VisionTrainPlan, _step_pairs, sae_loss_fn, train_vision
+from dina.vision.train import (
+    CAPTION_QUESTION,
+    STAGES,
+    VisionTrainPlan,
+    _step_pairs,
+    decoder_loss_fn,
+    sae_loss_fn,
+    train_vision,
+)
 
 
 def _plan(steps: int) -> VisionTrainPlan:
@@ -97,3 +106,18 @@ def test_an_sae_batch_without_annotations_trains_the_pixel_probe_only():
     out = sae_loss_fn(VisionTokenizer(config), answer, probe, vocab, records, plan)(0)
     assert out["answer_ce"].item() == 0.0 and out["pixel_probe"].item() > 0
     assert out["loss"].item() == pytest.approx(plan.sae_pixel_weight * out["pixel_probe"].item())
+
+
+@pytest.mark.parametrize("align_crops", [0, 2])
+def test_the_decoder_loss_is_eq6_with_l_align_on_the_first_crops(align_crops):
+    model = VisionTokenizer(vision_tiny()).eval()
+    rng = np.random.default_rng(0)
+    pixels = [model.resized(rng.integers(0, 256, (84, 112, 3), dtype=np.uint8)) for _ in range(3)]
+    codes = [torch.randn(h * w, model.config.rvq.dim) for _, (h, w) in pixels]
+    plan = VisionTrainPlan(decoder=StagePlan(steps=2, batch_size=3, lr=1e-3), crop_tokens=2, align_crops=align_crops)
+    out = decoder_loss_fn(model, codes, pixels, plan)(0)
+    rest = plan.pixel_weight * (out["l1"] + out["mse"]) + plan.percep_weight * (1 - out["ssim"])
+    assert out["loss"].item() == pytest.approx((rest + plan.align_weight * out["align"]).item(), rel=1e-6)
+    assert (out["align"].item() > 0) == (align_crops > 0)
+    out["loss"].backward()
+    assert model.pixel_decoder.head_fc2.weight.grad.abs().sum() > 0, "eq. 6 reaches the pixel decoder"
