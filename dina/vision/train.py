@@ -76,7 +76,7 @@ class VisionTrainPlan(StagedPlan):
     rvq: StagePlan = field(default_factory=lambda: StagePlan(steps=1200, batch_size=32, lr=1e-3))
     # Decoder: 600 steps, converged. A/B on the frozen SAE and codes (100 held-out images), 600 against 1,200
     # steps: judge 0.50 / 0.50, 29.12 / 29.17 dB. The full recipe (200 held out): 0.495 against 0.475, 29.0 dB
-    # both, and the stage takes half the time (474 s against 897 s on similarly slow days).
+    # both, and the stage takes half the time (474 s against 897 s in the previous full run).
     decoder: StagePlan = field(default_factory=lambda: StagePlan(steps=600, batch_size=12, lr=1e-3))
     refiner: StagePlan = field(default_factory=lambda: StagePlan(steps=400, batch_size=8, lr=1e-3))
     seed: int = 0

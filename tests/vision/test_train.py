@@ -109,7 +109,7 @@ def test_an_sae_batch_without_annotations_trains_the_pixel_probe_only():
 
 
 @pytest.mark.parametrize("align_crops", [0, 2])
-def test_the_decoder_loss_is_eq6_with_l_align_on_the_first_crops(align_crops):
+def test_the_decoder_loss_is_eq6_and_zero_align_crops_turn_l_align_off(align_crops):
     model = VisionTokenizer(vision_tiny()).eval()
     rng = np.random.default_rng(0)
     pixels = [model.resized(rng.integers(0, 256, (84, 112, 3), dtype=np.uint8)) for _ in range(3)]
