@@ -161,14 +161,15 @@ class ResidualVQ(nn.Module):
         q_sum_MD = torch.zeros_like(r_MD)
         codes, losses, perplexity, usage, restarts, norms = [], [], [], [], [], []
         for level, book in enumerate(self._books()):
+            weights_M = self._weights(r_MD) if update else None  # one all-reduce per level, shared by init and EMA
             if init:
-                self._init_level(book, r_MD, level)
+                self._init_level(book, r_MD, weights_M, level)
             codes_M = book.nearest(r_MD)
             q_MD = book.lookup(codes_M)  # a copy: the update below cannot change it
             counts_K = torch.bincount(codes_M, minlength=book.n_codes).float()
             perplexity.append(_perplexity(counts_K))
             usage.append((counts_K > 0).float().mean())
-            restarts.append(self._update_level(book, r_MD, codes_M, level) if update else 0)
+            restarts.append(self._update_level(book, r_MD, weights_M, codes_M, level) if update else 0)
             q_sum_MD = q_sum_MD + q_MD
             r_MD = r_MD - q_MD
             losses.append(_mean_or_zero(F.mse_loss(x32_MD, q_sum_MD, reduction="none")))
@@ -259,9 +260,12 @@ class ResidualVQ(nn.Module):
         return w_M / mean if mean > 0 else torch.ones_like(w_M)
 
     @torch.no_grad()
-    def _update_level(self, book: EMACodebook, r_MD: Tensor, codes_M: Tensor, level: int) -> int:
-        """EMA update from this level's residual inputs, then restart dead entries; returns restarts."""
-        stats = assignment_stats(r_MD, codes_M, book.n_codes, self._weights(r_MD))
+    def _update_level(
+        self, book: EMACodebook, r_MD: Tensor, weights_M: Tensor | None, codes_M: Tensor, level: int
+    ) -> int:
+        """EMA update from this level's residual inputs (weighted by `_weights`), then restart dead
+        entries; returns restarts."""
+        stats = assignment_stats(r_MD, codes_M, book.n_codes, weights_M)
         self.sync.reduce_stats_(stats.counts_K, stats.sums_KD)
         book.ema_update_(stats.counts_K, stats.sums_KD, decay=self.config.decay, eps=self.config.eps)
         # N_k is identical on every rank after the reduction, so all ranks agree on `dead`.
@@ -273,12 +277,11 @@ class ResidualVQ(nn.Module):
         return dead_E.numel()
 
     @torch.no_grad()
-    def _init_level(self, book: EMACodebook, r_MD: Tensor, level: int) -> None:
-        """Seed a level from the batch's residuals, then refine with Lloyd (k-means) steps."""
+    def _init_level(self, book: EMACodebook, r_MD: Tensor, weights_M: Tensor | None, level: int) -> None:
+        """Seed a level from the batch's residuals, then refine with (weighted) Lloyd steps."""
         all_K = torch.arange(book.n_codes, device=r_MD.device)
         size = self.config.restart_cluster_size
         book.reset_(all_K, self.sync.choose_rows(r_MD, book.n_codes, self._generator(level, _INIT)), cluster_size=size)
-        weights_M = self._weights(r_MD)
         for _ in range(self.config.kmeans_iters):
             stats = assignment_stats(r_MD, book.nearest(r_MD), book.n_codes, weights_M)
             self.sync.reduce_stats_(stats.counts_K, stats.sums_KD)
